@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package remote
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/opaquevault/opaquevault/credentials"
+)
+
+// HighWater is the rollback floor of each environment this client has verified: the highest manifest
+// seq seen, kept in a 0600 JSON file. A server that later serves an older manifest is refused.
+type HighWater struct {
+	path string
+	mu   sync.Mutex
+	m    map[string]uint64
+}
+
+// OpenHighWater loads the file at path (a missing file is an empty floor).
+func OpenHighWater(path string) (*HighWater, error) {
+	h := &HighWater{path: path, m: map[string]uint64{}}
+	buf, err := credentials.ReadSecretFile(path, credentials.ReadOptions{MaxSize: 16 << 20})
+	if errors.Is(err, fs.ErrNotExist) {
+		return h, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read rollback state: %w", err)
+	}
+	defer buf.Destroy()
+	if err := json.Unmarshal(buf.Bytes(), &h.m); err != nil {
+		return nil, fmt.Errorf("read rollback state %s: %v", path, err)
+	}
+	return h, nil
+}
+
+// Get returns the floor for envID (0 when unknown or h is nil).
+func (h *HighWater) Get(envID string) uint64 {
+	if h == nil {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.m[envID]
+}
+
+// Raise records seq for envID when it is higher than the floor, writing the file atomically.
+func (h *HighWater) Raise(envID string, seq uint64) error {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m[envID] >= seq {
+		return nil
+	}
+	h.m[envID] = seq
+	b, err := json.Marshal(h.m)
+	if err != nil {
+		return fmt.Errorf("encode rollback state: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(h.path), 0o700); err != nil {
+		return fmt.Errorf("write rollback state: %w", err)
+	}
+	if err := credentials.WriteFileAtomic(h.path, b, 0o600); err != nil {
+		return fmt.Errorf("write rollback state: %w", err)
+	}
+	return nil
+}
