@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package sqlitestore
+
+// migrations is the numbered schema history: migrations[i] brings the schema from version i to
+// version i+1. Entries are only ever appended; an applied entry never changes.
+var migrations = [][]string{
+	// 1: the initial schema.
+	{
+		`CREATE TABLE meta (
+			key   TEXT PRIMARY KEY,
+			value BLOB NOT NULL
+		)`,
+		`CREATE TABLE accounts (
+			id                BLOB PRIMARY KEY,
+			email             TEXT NOT NULL UNIQUE,
+			kdf_t             INTEGER NOT NULL,
+			kdf_m             INTEGER NOT NULL,
+			kdf_p             INTEGER NOT NULL,
+			kdf_salt          BLOB NOT NULL,
+			wrapped_ak        BLOB NOT NULL,
+			ak_version        INTEGER NOT NULL,
+			key_check         BLOB NOT NULL,
+			login_verifier    BLOB NOT NULL,
+			wrapped_sign_seed BLOB NOT NULL,
+			sign_pub          BLOB NOT NULL,
+			created_at        INTEGER NOT NULL,
+			updated_at        INTEGER NOT NULL
+		)`,
+		`CREATE TABLE devices (
+			key_id       BLOB PRIMARY KEY,
+			account_id   BLOB NOT NULL REFERENCES accounts(id),
+			verifier     BLOB NOT NULL,
+			name         TEXT NOT NULL,
+			created_at   INTEGER NOT NULL,
+			last_used_at INTEGER,
+			revoked_at   INTEGER
+		)`,
+		`CREATE INDEX devices_account ON devices(account_id)`,
+		`CREATE TABLE apps (
+			id         BLOB PRIMARY KEY,
+			account_id BLOB NOT NULL REFERENCES accounts(id),
+			name       TEXT NOT NULL,
+			created_at INTEGER NOT NULL,
+			UNIQUE (account_id, name)
+		)`,
+		`CREATE TABLE envs (
+			id           BLOB PRIMARY KEY,
+			app_id       BLOB NOT NULL REFERENCES apps(id),
+			name         TEXT NOT NULL,
+			epoch        INTEGER NOT NULL,
+			seq          INTEGER NOT NULL DEFAULT 0,
+			manifest     BLOB,
+			manifest_sig BLOB,
+			record_count INTEGER NOT NULL DEFAULT 0,
+			created_at   INTEGER NOT NULL,
+			updated_at   INTEGER NOT NULL,
+			UNIQUE (app_id, name)
+		)`,
+		`CREATE TABLE env_keys (
+			env_id     BLOB NOT NULL REFERENCES envs(id),
+			epoch      INTEGER NOT NULL,
+			wrapped_ek BLOB NOT NULL,
+			created_at INTEGER NOT NULL,
+			PRIMARY KEY (env_id, epoch)
+		)`,
+		`CREATE TABLE records (
+			env_id  BLOB NOT NULL REFERENCES envs(id),
+			blind   BLOB NOT NULL,
+			version INTEGER NOT NULL,
+			hash    BLOB NOT NULL,
+			record  BLOB NOT NULL,
+			PRIMARY KEY (env_id, blind)
+		)`,
+		`CREATE TABLE machines (
+			id           BLOB PRIMARY KEY,
+			account_id   BLOB NOT NULL REFERENCES accounts(id),
+			verifier     BLOB NOT NULL,
+			x_pub        BLOB NOT NULL,
+			grant_bytes  BLOB NOT NULL,
+			grant_sig    BLOB NOT NULL,
+			pin_sign_pub BLOB NOT NULL,
+			pin_mac      BLOB NOT NULL,
+			not_after    INTEGER,
+			label        TEXT NOT NULL,
+			account_wrap BLOB,
+			ak_version   INTEGER NOT NULL,
+			created_at   INTEGER NOT NULL,
+			last_seen_at INTEGER
+		)`,
+		`CREATE INDEX machines_account ON machines(account_id)`,
+		`CREATE TABLE machine_wraps (
+			machine_id BLOB NOT NULL REFERENCES machines(id) ON DELETE CASCADE,
+			app_id     BLOB NOT NULL,
+			env_id     BLOB NOT NULL REFERENCES envs(id),
+			epoch      INTEGER NOT NULL,
+			wrap       BLOB NOT NULL,
+			PRIMARY KEY (machine_id, env_id, epoch)
+		)`,
+		`CREATE INDEX machine_wraps_env ON machine_wraps(env_id)`,
+		`CREATE TABLE audit (
+			id          INTEGER PRIMARY KEY AUTOINCREMENT,
+			account_id  BLOB,
+			at          INTEGER NOT NULL,
+			actor       TEXT NOT NULL,
+			action      TEXT NOT NULL,
+			target      TEXT NOT NULL,
+			remote_addr TEXT NOT NULL,
+			result      TEXT NOT NULL
+		)`,
+		`CREATE INDEX audit_account ON audit(account_id, id)`,
+		`CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+			BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END`,
+		`CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+			BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END`,
+	},
+}

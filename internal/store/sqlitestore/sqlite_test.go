@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package sqlitestore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/opaquevault/opaquevault/internal/store"
+	"github.com/opaquevault/opaquevault/internal/store/storetest"
+)
+
+func openTemp(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "ov-server.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+func TestConformanceReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ov-server.db")
+	storetest.RunReopen(t, func(t *testing.T) store.Store {
+		db, err := Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
+}
+
+func TestFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state", "ov-server")
+	path := filepath.Join(dir, "ov-server.db")
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Write something so that the WAL exists.
+	if _, err := db.ServerSecret(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{dir: 0o700, path: 0o600, path + "-wal": 0o600} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %04o, want %04o", p, fi.Mode().Perm(), want)
+		}
+	}
+	var mode string
+	if err := db.r.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode %q (%v), want wal", mode, err)
+	}
+	var fk int
+	if err := db.w.QueryRow(`PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+		t.Errorf("foreign_keys %d (%v), want 1", fk, err)
+	}
+}
+
+func TestRefusesWideMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ov-server.db")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := Open(context.Background(), path); err == nil {
+		db.Close()
+		t.Fatal("opened a 0644 database")
+	}
+}
+
+func TestReopenIdempotent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ov-server.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := make([]byte, 16)
+	rand.Read(id)
+	a := &store.Account{ID: id, Email: "a@example.com", KDF: store.KDF{T: 3, M: 262144, P: 4, Salt: make([]byte, 16)},
+		WrappedAK: make([]byte, 74), KeyCheck: make([]byte, 32), LoginVerifier: make([]byte, 32), WrappedSignSeed: make([]byte, 74),
+		SignPub: make([]byte, 32), CreatedAt: time.Now()}
+	if err := db.CreateAccount(ctx, a, &store.Device{KeyID: []byte("12345678"), AccountID: id, Verifier: make([]byte, 32), Name: "d", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := db.ServerSecret(ctx)
+	db.Close()
+
+	for range 2 {
+		db, err = Open(ctx, path)
+		if err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+		v, err := db.SchemaVersion(ctx)
+		if err != nil || v != LatestSchema() {
+			t.Fatalf("schema version %d (%v), want %d", v, err, LatestSchema())
+		}
+		var rows int
+		db.r.QueryRow(`SELECT COUNT(*) FROM schema_version`).Scan(&rows)
+		if rows != LatestSchema() {
+			t.Fatalf("%d schema_version rows, want %d", rows, LatestSchema())
+		}
+		if _, err := db.AccountByEmail(ctx, "A@example.com"); err != nil {
+			t.Fatalf("data lost on reopen: %v", err)
+		}
+		again, _ := db.ServerSecret(ctx)
+		if string(again) != string(secret) {
+			t.Fatal("server secret changed on reopen")
+		}
+		db.Close()
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ov-server.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.Exec(`INSERT INTO schema_version (version, applied_at) VALUES (?, 0)`, LatestSchema()+1); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = Open(ctx, path)
+	if !errors.Is(err, ErrSchemaTooNew) {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("open of a newer schema: %v, want ErrSchemaTooNew", err)
+	}
+}
+
+func TestAuditAppendOnly(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	defer db.Close()
+	if err := db.AppendAudit(ctx, &store.AuditEntry{Time: time.Now(), Actor: "anonymous", Action: "x", Result: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.Exec(`UPDATE audit SET result = 'forged'`); err == nil {
+		t.Error("UPDATE of the audit log succeeded")
+	}
+	if _, err := db.w.Exec(`DELETE FROM audit`); err == nil {
+		t.Error("DELETE from the audit log succeeded")
+	}
+}
