@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/opaquevault/opaquevault/internal/envelope"
+	"github.com/opaquevault/opaquevault/internal/store"
+)
+
+// touchEvery throttles the last-used and last-seen writes: at most one per key per interval.
+const touchEvery = time.Minute
+
+// principal is who a request authenticated as: a device key or a machine key.
+type principal struct {
+	device  *store.Device
+	machine *store.Machine
+}
+
+func (p *principal) accountID() []byte {
+	if p.device != nil {
+		return p.device.AccountID
+	}
+	return p.machine.AccountID
+}
+
+// actor names the principal in audit entries, logs and rate-limit keys.
+func (p *principal) actor() string {
+	if p.device != nil {
+		return "device:" + hexID(p.device.KeyID)
+	}
+	return "machine:" + hexID(p.machine.ID)
+}
+
+func (rc *reqCtx) actor() string {
+	switch {
+	case rc.p != nil:
+		return rc.p.actor()
+	case rc.claimed != "":
+		return rc.claimed
+	}
+	return "anonymous"
+}
+
+// loadAccount returns the caller's account, read once per request.
+func (s *Server) loadAccount(ctx context.Context, rc *reqCtx) (*store.Account, error) {
+	if rc.account != nil {
+		return rc.account, nil
+	}
+	a, err := s.st.Account(ctx, rc.accountID)
+	if err != nil {
+		return nil, err
+	}
+	rc.account = a
+	return a, nil
+}
+
+// authenticate checks the bearer token of r. A failure is charged to the client's address, so
+// that guessing is rate limited like the other unauthenticated calls.
+func (s *Server) authenticate(r *http.Request, rc *reqCtx) (*principal, error) {
+	p, err := s.credential(r, rc)
+	if err == nil {
+		return p, nil
+	}
+	if ae := asAPIError(err); ae != nil && ae.status == http.StatusUnauthorized {
+		if ok, wait := s.ipLim.allow(clientKey(r), s.now()); !ok {
+			s.metrics.limited("ip")
+			return nil, rateLimited(wait)
+		}
+	}
+	return nil, err
+}
+
+func (s *Server) credential(r *http.Request, rc *reqCtx) (*principal, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return nil, unauthorized("missing bearer token")
+	}
+	switch {
+	case strings.HasPrefix(tok, envelope.APITokenPrefix):
+		return s.deviceCredential(r.Context(), rc, []byte(tok))
+	case strings.HasPrefix(tok, envelope.MachineTokenPrefix):
+		return s.machineCredential(r.Context(), rc, []byte(tok))
+	}
+	return nil, unauthorized("unrecognized bearer token")
+}
+
+func (s *Server) deviceCredential(ctx context.Context, rc *reqCtx, tok []byte) (*principal, error) {
+	keyID, secret, err := envelope.ParseAPIToken(tok)
+	if err != nil {
+		return nil, unauthorized("malformed device token")
+	}
+	verifier := envelope.APIKeyVerifier(&secret)
+	clear(secret[:])
+	d, err := s.st.Device(ctx, keyID[:])
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, unauthorized("device key not recognized")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !envelope.VerifierMatches(verifier, d.Verifier) {
+		return nil, unauthorized("device key not recognized")
+	}
+	if d.Revoked() {
+		// The owner sees attempts with a revoked key in the audit log.
+		rc.accountID, rc.claimed = d.AccountID, "device:"+hexID(d.KeyID)
+		return nil, unauthorized("device key revoked")
+	}
+	now := s.now()
+	if now.Sub(d.LastUsedAt) >= touchEvery {
+		if err := s.st.TouchDevice(ctx, d.KeyID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return &principal{device: d}, nil
+}
+
+func (s *Server) machineCredential(ctx context.Context, rc *reqCtx, tok []byte) (*principal, error) {
+	id, auth, err := envelope.ParseMachineToken(tok)
+	if err != nil {
+		return nil, unauthorized("malformed machine token")
+	}
+	verifier := envelope.MachineVerifier(&auth)
+	clear(auth[:])
+	m, err := s.st.Machine(ctx, id[:])
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, unauthorized("machine key not recognized by the server (revoked, corrupted, or issued by another server)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !envelope.VerifierMatches(verifier, m.Verifier) {
+		return nil, unauthorized("machine key not recognized by the server (revoked, corrupted, or issued by another server)")
+	}
+	now := s.now()
+	if !m.NotAfter.IsZero() && now.After(m.NotAfter) {
+		rc.accountID, rc.claimed = m.AccountID, "machine:"+hexID(m.ID)
+		return nil, unauthorized("machine key expired at %s", m.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if now.Sub(m.LastSeenAt) >= touchEvery {
+		if err := s.st.TouchMachine(ctx, m.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return &principal{machine: m}, nil
+}
