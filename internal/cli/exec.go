@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// buildEnv returns the program's environment: base (the caller's, unless --no-inherit) with the
+// secrets added; a secret wins over an inherited variable of the same name. The order is stable.
+func buildEnv(base []string, secrets map[string]string) []string {
+	env := make([]string, 0, len(base)+len(secrets))
+	for _, kv := range base {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		if _, shadowed := secrets[name]; shadowed {
+			continue
+		}
+		env = append(env, kv)
+	}
+	names := make([]string, 0, len(secrets))
+	for n := range secrets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		env = append(env, n+"="+secrets[n])
+	}
+	return env
+}
+
+// resolveProgram finds argv0 as execvp would, using ov's own PATH (never a PATH from the secrets),
+// and maps failures to env(1)'s exit codes.
+func resolveProgram(argv0 string) (string, error) {
+	if argv0 == "" {
+		return "", withCode(ExitRunNotFound, errors.New("run: empty program name"))
+	}
+	path := argv0
+	if !strings.Contains(argv0, "/") {
+		p, err := exec.LookPath(argv0)
+		if err != nil {
+			if errors.Is(err, exec.ErrNotFound) {
+				return "", withCode(ExitRunNotFound, fmt.Errorf("run %q: program not found in PATH", argv0))
+			}
+			return "", withCode(ExitRunNotExec, fmt.Errorf("run %q: %v", argv0, err))
+		}
+		path = p
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", withCode(ExitRunNotFound, fmt.Errorf("run %q: no such file", argv0))
+	case err != nil:
+		return "", withCode(ExitRunNotExec, fmt.Errorf("run %q: %v", argv0, err))
+	case fi.IsDir():
+		return "", withCode(ExitRunNotExec, fmt.Errorf("run %q: is a directory", argv0))
+	case fi.Mode()&0o111 == 0:
+		return "", withCode(ExitRunNotExec, fmt.Errorf("run %q: not executable", argv0))
+	}
+	if !filepath.IsAbs(path) {
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+	}
+	return path, nil
+}
+
+// execProgram replaces the ov process with the program (execve): same PID, the program's own signals,
+// exit status and NOTIFY_SOCKET. It returns only on failure.
+func execProgram(path string, argv, env []string) error {
+	err := syscall.Exec(path, argv, env)
+	code := ExitRunNotExec
+	if errors.Is(err, syscall.ENOENT) {
+		code = ExitRunNotFound
+	}
+	return withCode(code, fmt.Errorf("run %q: %w", argv[0], err))
+}
