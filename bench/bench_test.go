@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/opaquevault/opaquevault/daemon/server"
+	"github.com/opaquevault/opaquevault/internal/cli"
+	"github.com/opaquevault/opaquevault/internal/store/sqlitestore"
+	"github.com/opaquevault/opaquevault/internal/testutil"
+	"github.com/opaquevault/opaquevault/internal/vault"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"ov": func() {
+			vault.UseTestKDF()
+			cli.UseTestKDF()
+			os.Exit(cli.Main(context.Background(), os.Args[1:], cli.OSStdio()))
+		},
+	})
+}
+
+type world struct {
+	dir, ov string
+	env     []string
+}
+
+func setup(b *testing.B) *world {
+	b.Helper()
+	dir := testutil.SafeTempDir(b)
+	db, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "ov.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	lim := server.DefaultLimits()
+	lim.KeyRate, lim.IPRate, lim.LoginRate = server.Rate{}, server.Rate{}, server.Rate{}
+	srv, err := server.New(context.Background(), server.Config{Store: db, Limits: lim})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	b.Cleanup(hs.Close)
+	exe, _ := os.Executable()
+	w := &world{dir: dir, ov: filepath.Join(dir, "ov")}
+	if err := os.Symlink(exe, w.ov); err != nil {
+		b.Fatal(err)
+	}
+	w.env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin", "OV_SERVER=" + hs.URL,
+		"XDG_CONFIG_HOME=" + filepath.Join(dir, "config"), "XDG_STATE_HOME=" + filepath.Join(dir, "state")}
+	if err := os.WriteFile(w.path("pw"), []byte("correct horse battery staple"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	w.run(b, "auth", "register", "--email", "bench@example.com", "--password-file", w.path("pw"))
+	return w
+}
+
+func (w *world) path(n string) string { return filepath.Join(w.dir, n) }
+
+func (w *world) run(b *testing.B, args ...string) {
+	b.Helper()
+	c := exec.Command(w.ov, args...)
+	c.Env = w.env
+	if out, err := c.CombinedOutput(); err != nil {
+		b.Fatalf("ov %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func (w *world) writeEnv(b *testing.B, name string, n int) string {
+	var sb strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&sb, "SECRET_%04d=\"value-%04d with $ and # and spaces\"\n", i, i)
+	}
+	p := w.path(name)
+	if err := os.WriteFile(p, []byte(sb.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+var (
+	baselineOnce sync.Once
+	baseline     time.Duration
+)
+
+// baselineCost is the mean time of `/usr/bin/env true` in this run.
+func baselineCost(b *testing.B) time.Duration {
+	baselineOnce.Do(func() {
+		const n = 200
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			if err := exec.Command("/usr/bin/env", "true").Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		baseline = time.Since(start) / n
+	})
+	return baseline
+}
+
+func report(b *testing.B, elapsed time.Duration) {
+	per := elapsed / time.Duration(b.N)
+	base := baselineCost(b)
+	b.ReportMetric(float64(per)/float64(base), "x_env_true")
+	b.ReportMetric(float64(base.Microseconds()), "env_true_µs")
+}
+
+func BenchmarkBaselineEnvTrue(b *testing.B) {
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if err := exec.Command("/usr/bin/env", "true").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	report(b, time.Since(start))
+}
+
+func BenchmarkImport1000(b *testing.B) {
+	w := setup(b)
+	file := w.writeEnv(b, "big.env", 1000)
+	baselineCost(b)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		w.run(b, "secret", "import", file, "--app", "bench", "--env", fmt.Sprintf("e%d", i), "--password-file", w.path("pw"))
+	}
+	report(b, time.Since(start))
+}
+
+func BenchmarkList1000(b *testing.B) {
+	w := setup(b)
+	w.run(b, "secret", "import", w.writeEnv(b, "big.env", 1000), "--app", "bench", "--env", "list", "--password-file", w.path("pw"))
+	baselineCost(b)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		w.run(b, "secret", "list", "--app", "bench", "--env", "list", "--password-file", w.path("pw"))
+	}
+	report(b, time.Since(start))
+}
+
+func BenchmarkRun50(b *testing.B) {
+	w := setup(b)
+	w.run(b, "secret", "import", w.writeEnv(b, "fifty.env", 50), "--app", "bench", "--env", "run", "--password-file", w.path("pw"))
+	baselineCost(b)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		w.run(b, "run", "--app", "bench", "--env", "run", "--password-file", w.path("pw"), "--", "/usr/bin/true")
+	}
+	report(b, time.Since(start))
+}
