@@ -5,6 +5,7 @@ package remote
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -154,8 +155,28 @@ func tampered(what string, err error) error {
 	return fmt.Errorf("%s: %w: %w", what, ErrTampered, err)
 }
 
-// open verifies an EnvState for the (app, env) the caller asked for by name and decrypts it.
+// open verifies an EnvState for the (app, env) the caller asked for by name and decrypts it, with the
+// environment key unwrapped under the account key.
 func (v *Vault) open(appName, envName, appID, envID string, st *api.EnvState) (*Env, error) {
+	chk := checker{accountID: v.Account.ID, signPub: v.Account.SignPub, hw: v.HighWater}
+	return chk.open(appName, envName, appID, envID, st, func(scope vault.Scope) (*vault.EnvKey, error) {
+		return v.Account.AK.UnwrapEnvKey(st.WrappedEK, scope)
+	})
+}
+
+// checker holds what a reader trusts before it looks at a server answer: the account, its pinned
+// signing key and the rollback floors.
+type checker struct {
+	accountID []byte
+	signPub   ed25519.PublicKey
+	hw        *HighWater
+	floor     uint64 // a further floor, such as a machine grant's seq_min
+}
+
+// open verifies st (ids, environment key, signed manifest, rollback floor, ek_id, every record) and
+// decrypts it. ekFor returns the environment key for the scope (ids from the answer, names from the
+// request); its wrap binds them, so a key for another environment does not open.
+func (c checker) open(appName, envName, appID, envID string, st *api.EnvState, ekFor func(vault.Scope) (*vault.EnvKey, error)) (*Env, error) {
 	what := "verify " + appName + "/" + envName
 	if st.AppID != appID || st.EnvID != envID {
 		return nil, tampered(what, errors.New("server answered for another environment"))
@@ -168,10 +189,8 @@ func (v *Vault) open(appName, envName, appID, envID string, st *api.EnvState) (*
 	if err != nil {
 		return nil, tampered(what, err)
 	}
-	scope := vault.Scope{AccountID: v.Account.ID, AppID: aid, EnvID: eid, Epoch: st.Epoch, AppName: appName, EnvName: envName}
-	// The wrap's AAD binds the ids, the epoch and the names we asked for: the server cannot answer
-	// with another environment's key.
-	ek, err := v.Account.AK.UnwrapEnvKey(st.WrappedEK, scope)
+	scope := vault.Scope{AccountID: c.accountID, AppID: aid, EnvID: eid, Epoch: st.Epoch, AppName: appName, EnvName: envName}
+	ek, err := ekFor(scope)
 	if err != nil {
 		return nil, tampered(what, err)
 	}
@@ -181,7 +200,7 @@ func (v *Vault) open(appName, envName, appID, envID string, st *api.EnvState) (*
 		entries: map[[envelope.BlindLen]byte]envelope.ManifestEntry{},
 		records: map[[envelope.BlindLen]byte][]byte{},
 	}
-	hw := v.HighWater.Get(envID)
+	hw := max(c.hw.Get(envID), c.floor)
 	if st.Seq == 0 && len(st.Manifest) == 0 {
 		if hw > 0 {
 			e.Wipe()
@@ -194,7 +213,7 @@ func (v *Vault) open(appName, envName, appID, envID string, st *api.EnvState) (*
 		return e, nil
 	}
 	m, err := vault.VerifyManifest(st.Manifest, st.ManifestSig, vault.ManifestCheck{
-		PublicKey: v.Account.SignPub, AccountID: v.Account.ID, AppID: aid, EnvID: eid, HighWater: hw,
+		PublicKey: c.signPub, AccountID: c.accountID, AppID: aid, EnvID: eid, HighWater: hw,
 	})
 	if err != nil {
 		e.Wipe()
@@ -245,7 +264,7 @@ func (v *Vault) open(appName, envName, appID, envID string, st *api.EnvState) (*
 	}
 	sort.Slice(e.Secrets, func(i, j int) bool { return e.Secrets[i].Name < e.Secrets[j].Name })
 	e.Seq = m.Seq
-	if err := v.HighWater.Raise(envID, m.Seq); err != nil {
+	if err := c.hw.Raise(envID, m.Seq); err != nil {
 		e.Wipe()
 		return nil, err
 	}

@@ -20,6 +20,10 @@ type HighWater struct {
 	path string
 	mu   sync.Mutex
 	m    map[string]uint64
+	// Soft makes a failure to write the file a recorded warning (WriteErr) instead of an error:
+	// a service whose home is read-only still starts, protected by the grant's floor.
+	Soft     bool
+	WriteErr error
 }
 
 // OpenHighWater loads the file at path (a missing file is an empty floor).
@@ -65,10 +69,18 @@ func (h *HighWater) Raise(envID string, seq uint64) error {
 		return fmt.Errorf("encode rollback state: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(h.path), 0o700); err != nil {
-		return fmt.Errorf("write rollback state: %w", err)
+		return h.fail(fmt.Errorf("write rollback state: %w", err))
 	}
 	if err := credentials.WriteFileAtomic(h.path, b, 0o600); err != nil {
-		return fmt.Errorf("write rollback state: %w", err)
+		return h.fail(fmt.Errorf("write rollback state: %w", err))
 	}
 	return nil
+}
+
+func (h *HighWater) fail(err error) error {
+	if h.Soft {
+		h.WriteErr = err
+		return nil
+	}
+	return err
 }

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package remote
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opaquevault/opaquevault/credentials"
+	"github.com/opaquevault/opaquevault/internal/api"
+	"github.com/opaquevault/opaquevault/internal/vault"
+)
+
+// Cache keeps the last verified server answers of a machine, so that `ov run` starts when the server
+// is down. It holds only what the server holds (ciphertext, wraps, signed manifests and grants), in
+// 0600 files; every use verifies it again as a server answer.
+type Cache struct {
+	Dir string
+}
+
+type cacheEntry struct {
+	FetchedAt time.Time       `json:"fetched_at"`
+	Self      api.MachineSelf `json:"machine"`
+	AppID     string          `json:"app_id"`
+	EnvID     string          `json:"env_id"`
+	Env       api.EnvState    `json:"env"`
+}
+
+func (c *Cache) path(mk *vault.MachineKey, appName, envName string) string {
+	id := mk.ID()
+	h := sha256.Sum256([]byte(appName + "\x00" + envName))
+	return filepath.Join(c.Dir, "machine-"+hex.EncodeToString(id[:]), hex.EncodeToString(h[:12])+".json")
+}
+
+func (c *Cache) save(mk *vault.MachineKey, appName, envName string, e *cacheEntry) error {
+	p := c.path(mk, appName, envName)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("write cache: %w", err)
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("write cache: %w", err)
+	}
+	if err := credentials.WriteFileAtomic(p, b, 0o600); err != nil {
+		return fmt.Errorf("write cache: %w", err)
+	}
+	return nil
+}
+
+func (c *Cache) load(mk *vault.MachineKey, appName, envName string) (*cacheEntry, error) {
+	p := c.path(mk, appName, envName)
+	buf, err := credentials.ReadSecretFile(p, credentials.ReadOptions{MaxSize: 64 << 20, What: "cache file"})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w for %s/%s in %s", ErrNoCache, appName, envName, c.Dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer buf.Destroy()
+	var e cacheEntry
+	if err := json.Unmarshal(buf.Bytes(), &e); err != nil {
+		return nil, fmt.Errorf("read cache file %s: %v", p, err)
+	}
+	return &e, nil
+}
