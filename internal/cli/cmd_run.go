@@ -7,7 +7,37 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/opaquevault/opaquevault/internal/remote"
 )
+
+// readForRun reads the env with a machine key when one is given (or passed by systemd), else by
+// unlocking the account with the password.
+func (a *App) readForRun(ctx context.Context, t target, mf machineFlags, u unlockFlags) (*remote.Env, error) {
+	mk, err := a.machineKey(mf)
+	if err != nil {
+		return nil, err
+	}
+	if mk != nil {
+		if u.passwordFile != "" {
+			a.warnf("--password-file is not used with a machine key")
+		}
+		return a.readWithMachineKey(ctx, t, mf, mk)
+	}
+	if mf.offline {
+		return nil, usageErr("--offline needs a machine key (--machine-key or --machine-key-credential)")
+	}
+	s, err := a.unlock(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	env, err := s.vault.Read(ctx, t.app, t.env)
+	if err != nil {
+		return nil, envError(err, t.app, t.env)
+	}
+	return env, nil
+}
 
 func init() {
 	register(&command{
@@ -17,6 +47,8 @@ func init() {
 		examples: []string{
 			"ov run --app myapp --env production -- /opt/myapp/bin/server",
 			"ov run --app myapp --env production --secrets DATABASE_URL,STRIPE_SECRET_KEY -- ./server --port 8080",
+			"ov run --app myapp --env production --machine-key /etc/ov/myapp.key -- /opt/myapp/bin/server",
+			"ov run --app myapp --env production --machine-key-credential ov-myapp -- /opt/myapp/bin/server   # LoadCredential(Encrypted)=ov-myapp",
 			"ov run --app myapp --env production --no-inherit -- /usr/bin/env",
 		},
 		run: (*App).run,
@@ -32,6 +64,8 @@ func (a *App) run(ctx context.Context, args []string) error {
 	t.add(fs)
 	only := fs.String("secrets", "", "comma-separated names to pass (default: every secret of the env); a missing name is an error")
 	noInherit := fs.Bool("no-inherit", false, "start the program with only the secrets in its environment, not ov's own")
+	var mf machineFlags
+	mf.add(fs)
 	var u unlockFlags
 	u.add(fs)
 	argv, err := a.parse(fs, args)
@@ -65,14 +99,9 @@ func (a *App) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := a.unlock(ctx, u)
+	env, err := a.readForRun(ctx, t, mf, u)
 	if err != nil {
 		return err
-	}
-	env, err := s.vault.Read(ctx, t.app, t.env)
-	s.close()
-	if err != nil {
-		return envError(err, t.app, t.env)
 	}
 	values := map[string]string{}
 	if names == nil {

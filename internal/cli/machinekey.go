@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/opaquevault/opaquevault/credentials"
+	"github.com/opaquevault/opaquevault/internal/api"
+	"github.com/opaquevault/opaquevault/internal/remote"
+	"github.com/opaquevault/opaquevault/internal/secmem"
+	"github.com/opaquevault/opaquevault/internal/vault"
+)
+
+// defaultCredentialName is the credential `ov run` uses when systemd passes one of that name.
+const defaultCredentialName = "ov-machine-key"
+
+// machineFlags select a machine key and the offline behaviour of `ov run`.
+type machineFlags struct {
+	keyFile    string
+	credential string
+	offline    bool
+	maxAge     string
+}
+
+func (m *machineFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&m.keyFile, "machine-key", "", "read the machine key from this file (0600, owned by you): no password, no agent")
+	fs.StringVar(&m.credential, "machine-key-credential", "", "read the machine key from $CREDENTIALS_DIRECTORY/NAME (LoadCredential=, LoadCredentialEncrypted=)")
+	fs.BoolVar(&m.offline, "offline", false, "with a machine key: use the cached copy, not the server")
+	fs.StringVar(&m.maxAge, "max-age", "30d", "with a machine key: refuse a cached copy older than this when the server is unreachable")
+}
+
+// machineKey loads the machine key the flags (or systemd) name; nil when there is none.
+func (a *App) machineKey(mf machineFlags) (*vault.MachineKey, error) {
+	var buf *secmem.Buf
+	var err error
+	switch {
+	case mf.keyFile != "" && mf.credential != "":
+		return nil, usageErr("--machine-key and --machine-key-credential exclude each other")
+	case mf.keyFile != "":
+		secmem.Harden()
+		buf, err = credentials.ReadKeyFile(mf.keyFile, credentials.ReadOptions{})
+	case mf.credential != "":
+		secmem.Harden()
+		buf, err = credentials.LoadWith(mf.credential, credentials.ReadOptions{Size: credentials.MachineKeySize, What: "machine key credential"})
+	default:
+		dir := a.env("CREDENTIALS_DIRECTORY")
+		if dir == "" {
+			return nil, nil
+		}
+		if _, serr := os.Lstat(filepath.Join(dir, defaultCredentialName)); serr != nil {
+			return nil, nil
+		}
+		secmem.Harden()
+		buf, err = credentials.LoadWith(defaultCredentialName, credentials.ReadOptions{Size: credentials.MachineKeySize, What: "machine key credential"})
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, withCode(ExitNotFound, err)
+		}
+		return nil, withHints(err, "a machine key must be exactly 32 bytes, mode 0600 (or 0400), owned by the user that runs ov, one link, in a directory only root and that user can write")
+	}
+	defer buf.Destroy()
+	mk, err := vault.ParseMachineKeyFile(buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("read machine key: %w", err)
+	}
+	return mk, nil
+}
+
+// machineStateDir keeps the rollback floors of machines: $STATE_DIRECTORY under systemd, else the
+// user's state directory.
+func (a *App) machineStateDir() string {
+	if d := a.env("STATE_DIRECTORY"); d != "" {
+		return filepath.SplitList(d)[0]
+	}
+	return a.stateDir()
+}
+
+// cacheDir is $CACHE_DIRECTORY under systemd, else $XDG_CACHE_HOME/ov or ~/.cache/ov.
+func (a *App) cacheDir() string {
+	if d := a.env("CACHE_DIRECTORY"); d != "" {
+		return filepath.SplitList(d)[0]
+	}
+	if d := a.env("XDG_CACHE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "ov")
+	}
+	home := a.env("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	return filepath.Join(home, ".cache", "ov")
+}
+
+func (a *App) readWithMachineKey(ctx context.Context, t target, mf machineFlags, mk *vault.MachineKey) (*remote.Env, error) {
+	defer mk.Wipe()
+	maxAge, err := parseDuration(mf.maxAge)
+	if err != nil {
+		return nil, usageErr("--max-age: " + err.Error())
+	}
+	id := remote.MachineIDOf(mk)
+	hw, err := remote.OpenHighWater(filepath.Join(a.machineStateDir(), "machine-"+id+".json"))
+	if err != nil {
+		return nil, err
+	}
+	hw.Soft = true
+	r := &remote.MachineReader{Key: mk, HighWater: hw, Cache: &remote.Cache{Dir: a.cacheDir()}, Offline: mf.offline, MaxAge: maxAge}
+	if !mf.offline {
+		server, err := a.machineServerURL()
+		if err != nil {
+			return nil, err
+		}
+		tok := mk.Token()
+		r.Client, err = api.NewClient(server, api.ClientOptions{Token: string(tok)})
+		clear(tok)
+		if err != nil {
+			return nil, usageErr(err.Error())
+		}
+	}
+	env, info, err := r.Read(ctx, t.app, t.env)
+	if err != nil {
+		return nil, machineError(err, t)
+	}
+	if info.FromCache {
+		age := time.Since(info.FetchedAt).Round(time.Second)
+		a.warnf("using the cached copy of %s/%s fetched %s (%s ago): %v", t.app, t.env, info.FetchedAt.UTC().Format("2006-01-02 15:04:05 UTC"), age, info.Unreachable)
+	}
+	if info.CacheErr != nil {
+		a.warnf("could not update the offline cache: %v", info.CacheErr)
+	}
+	if hw.WriteErr != nil {
+		a.warnf("could not save the rollback floor (%v); the grant's floor still applies", hw.WriteErr)
+	}
+	return env, nil
+}
+
+// machineError maps the machine read errors to exit codes and hints.
+func machineError(err error, t target) error {
+	switch {
+	case errors.Is(err, remote.ErrOutOfScope):
+		return withCode(ExitDenied, err, "derive a key for this app and env: ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --out /etc/ov/"+t.app+".key")
+	case errors.Is(err, remote.ErrMachineUnknown):
+		return withCode(ExitRejected, err, "re-derive it: ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --force --out PATH")
+	case errors.Is(err, vault.ErrGrantExpired):
+		return withCode(ExitRejected, err, "issue a new key with ov auth derive-machine-key --force")
+	case errors.Is(err, remote.ErrNoCache), errors.Is(err, remote.ErrCacheTooOld):
+		return withCode(ExitUnreachable, err)
+	}
+	return envError(err, t.app, t.env)
+}
