@@ -275,7 +275,3 @@ func (a *App) warnf(format string, args ...any) {
 func (a *App) hintf(format string, args ...any) {
 	fmt.Fprintf(a.io.Err, "ov: hint: "+format+"\n", args...)
 }
-
-func (a *App) infof(format string, args ...any) {
-	fmt.Fprintf(a.io.Err, format+"\n", args...)
-}

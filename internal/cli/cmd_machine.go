@@ -134,14 +134,14 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 		*out = abs
 	}
 	wopts := credentials.WriteOptions{Force: *force, What: "machine key"}
-	uid, gid := os.Geteuid(), os.Getegid()
+	uid := os.Geteuid()
 	if *owner != "" {
 		usr, err := user.Lookup(*owner)
 		if err != nil {
 			return usageErr(fmt.Sprintf("--owner %q: no such user", *owner))
 		}
 		uid, _ = strconv.Atoi(usr.Uid)
-		gid, _ = strconv.Atoi(usr.Gid)
+		gid, _ := strconv.Atoi(usr.Gid)
 		if uid != os.Geteuid() && os.Geteuid() != 0 {
 			return withCode(ExitDenied, fmt.Errorf("--owner %s: only root can give a file to another user", *owner))
 		}
