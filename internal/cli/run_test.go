@@ -146,3 +146,86 @@ func TestRunExecsTheProgram(t *testing.T) {
 		t.Fatalf("after SIGTERM: exit %d (%v), trap ran: %q; want 42 and the trap", c.ProcessState.ExitCode(), err, lines["term"])
 	}
 }
+
+// After `ov run --machine-key` has replaced itself with the program, nothing of the key is left in
+// the process: its memory and environment hold the secrets' values (as they must) but not the key.
+func TestRunLeavesNoKeyMaterial(t *testing.T) {
+	e := newOVEnv(t)
+	if err := os.WriteFile(e.path("app.env"), []byte("TOKEN=s3cr3t-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.must("secret", "import", e.path("app.env"), "--app", "myapp", "--env", "dev", "--password-file", e.path("pw"))
+	if err := os.Mkdir(e.path("keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := e.path("keys/myapp.key")
+	e.must("auth", "derive-machine-key", "--app", "myapp", "--env", "dev", "--out", key, "--password-file", e.path("pw"))
+	keyBytes, err := os.ReadFile(key)
+	if err != nil || len(keyBytes) != 32 {
+		t.Fatalf("read key: %v (%d bytes)", err, len(keyBytes))
+	}
+	c := e.cmd("run", "--app", "myapp", "--env", "dev", "--machine-key", key, "--", "sh", "-c", "echo ready; while :; do sleep 0.2; done")
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Stderr = os.Stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || sc.Text() != "ready" {
+		t.Fatalf("program did not start: %q", sc.Text())
+	}
+	// Let the shell exec sleep, then scan the process that has ov's PID.
+	time.Sleep(200 * time.Millisecond)
+	mem := readProcessMemory(t, c.Process.Pid)
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(environ), "TOKEN=s3cr3t-value") {
+		t.Fatal("the program's environment lacks the secret: the scan would prove nothing")
+	}
+	for what, buf := range map[string][]byte{"memory": mem, "environment": environ} {
+		if bytesContains(buf, keyBytes) {
+			t.Errorf("the machine key's bytes are in the program's %s", what)
+		}
+	}
+	t.Logf("scanned %d bytes of memory of PID %d", len(mem), c.Process.Pid)
+}
+
+func bytesContains(b, sub []byte) bool { return strings.Contains(string(b), string(sub)) }
+
+// readProcessMemory reads every readable mapping of pid (root, or the same uid and dumpable).
+func readProcessMemory(t *testing.T, pid int) []byte {
+	t.Helper()
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Skipf("skip: cannot read /proc/%d/maps: %v", pid, err)
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err != nil {
+		t.Skipf("skip: cannot open /proc/%d/mem: %v", pid, err)
+	}
+	defer f.Close()
+	var out []byte
+	for _, line := range strings.Split(string(maps), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 || !strings.HasPrefix(fields[1], "r") || strings.HasSuffix(line, "[vvar]") || strings.HasSuffix(line, "[vsyscall]") {
+			continue
+		}
+		var lo, hi uint64
+		if _, err := fmt.Sscanf(fields[0], "%x-%x", &lo, &hi); err != nil {
+			continue
+		}
+		buf := make([]byte, hi-lo)
+		n, _ := f.ReadAt(buf, int64(lo))
+		out = append(out, buf[:n]...)
+	}
+	if len(out) == 0 {
+		t.Skip("skip: no readable memory")
+	}
+	return out
+}
