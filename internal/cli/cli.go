@@ -22,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 
+	"github.com/opaquevault/opaquevault/internal/secmem"
 	"github.com/opaquevault/opaquevault/internal/version"
 )
 
@@ -95,6 +96,7 @@ func Main(ctx context.Context, args []string, stdio Stdio) int {
 	a.log = logrus.New()
 	a.log.SetOutput(stdio.Err)
 	a.log.SetLevel(logrus.WarnLevel)
+	secmem.OnMlockFailure = func(err error) { a.warnf("%v", err) }
 	return a.finish(a.dispatch(ctx, args))
 }
 

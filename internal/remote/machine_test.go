@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/opaquevault/opaquevault/internal/api"
+	"github.com/opaquevault/opaquevault/internal/secmem"
 	"github.com/opaquevault/opaquevault/internal/testutil"
 	"github.com/opaquevault/opaquevault/internal/vault"
 )
@@ -197,4 +198,39 @@ func TestMachineReaderRefusesAMisbehavingServer(t *testing.T) {
 // otherSignPub is a valid Ed25519 public key of another account.
 func (f *fixture) otherSignPub() []byte {
 	return vault.NewSigningKey().Public()
+}
+
+// The read paths give back every locked key slot they take: a long-running agent must not grow.
+func TestReadsDoNotLeakKeySlots(t *testing.T) {
+	f := newFixture(t)
+	v := f.vault()
+	if _, err := v.Write(bg, "myapp", "production", true, set("A", "1", "B", "2")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := v.IssueMachine(bg, MachineRequest{Scopes: []ScopeName{{"myapp", "production"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Key.Wipe()
+	r := f.machineReader(m.Key)
+	read := func() {
+		e, err := v.Read(bg, "myapp", "production")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Wipe()
+		e, _, err = r.Read(bg, "myapp", "production")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Wipe()
+	}
+	read()
+	before := secmem.LiveSlots()
+	for i := 0; i < 20; i++ {
+		read()
+	}
+	if after := secmem.LiveSlots(); after != before {
+		t.Fatalf("20 reads left %d key slots in use (before: %d)", after-before, before)
+	}
 }

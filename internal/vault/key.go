@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/opaquevault/opaquevault/internal/envelope"
+	"github.com/opaquevault/opaquevault/internal/secmem"
 )
 
 // KeyLen is the size of every symmetric key, seed and machine key.
@@ -43,7 +44,15 @@ type Key struct {
 	p unsafe.Pointer // *[KeyLen]byte, never nil in a usable Key
 }
 
-func newKey() Key { return Key{p: unsafe.Pointer(new([KeyLen]byte))} }
+// newKey takes a 32-byte slot outside the Go heap (mlocked where the limit allows, excluded from
+// core dumps; see internal/secmem). [Key.Wipe] zeroes the slot and returns it, after which every copy
+// of the Key panics on use instead of seeing another key's bytes.
+func newKey() Key { return Key{p: unsafe.Pointer(&slotRef{s: secmem.NewSlot()})} }
+
+// slotRef is the storage a Key and its copies share.
+type slotRef struct {
+	s *[KeyLen]byte // nil once wiped
+}
 
 func randomKey() Key {
 	k := newKey()
@@ -70,20 +79,30 @@ func (k *Key) arr() *[KeyLen]byte {
 	if k == nil || k.p == nil {
 		panic("vault: use of an empty Key")
 	}
-	return (*[KeyLen]byte)(k.p)
+	r := (*slotRef)(k.p)
+	if r.s == nil {
+		panic("vault: use of a wiped Key")
+	}
+	return r.s
 }
 
-// Wipe overwrites the key with zeros. The Key stays usable as an all-zero
-// value only in the sense that Equal still works; do not use it for crypto.
+// Wipe overwrites the key with zeros and returns its locked slot. It is
+// idempotent; afterwards every copy of the Key panics on use (Equal reports
+// false), so a wiped key can never silently become another key.
 func (k *Key) Wipe() {
-	if k != nil && k.p != nil {
-		clear(k.arr()[:])
+	if k == nil || k.p == nil {
+		return
+	}
+	r := (*slotRef)(k.p)
+	if r.s != nil {
+		secmem.FreeSlot(r.s)
+		r.s = nil
 	}
 }
 
 // Equal reports in constant time whether k and o hold the same bytes.
 func (k *Key) Equal(o *Key) bool {
-	if k == nil || o == nil || k.p == nil || o.p == nil {
+	if k == nil || o == nil || k.p == nil || o.p == nil || (*slotRef)(k.p).s == nil || (*slotRef)(o.p).s == nil {
 		return false
 	}
 	return subtle.ConstantTimeCompare(k.arr()[:], o.arr()[:]) == 1

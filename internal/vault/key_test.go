@@ -3,6 +3,8 @@
 package vault
 
 import (
+	"github.com/opaquevault/opaquevault/internal/secmem"
+
 	"bytes"
 	"encoding/gob"
 	"encoding/hex"
@@ -115,6 +117,15 @@ func TestKeysAreNotComparable(t *testing.T) {
 	}
 }
 
+// Keys live in locked slots outside the Go heap (excluded from core dumps).
+func TestKeysLiveInLockedSlots(t *testing.T) {
+	k := NewAccountKey()
+	defer k.Wipe()
+	if !secmem.SlotLocked((*slotRef)(k.p).s) {
+		t.Fatal("the key is not in a secmem slot")
+	}
+}
+
 func TestKeyEqualAndWipe(t *testing.T) {
 	a := NewEnvKey()
 	b, err := EnvKeyFromBytes(a.Bytes())
@@ -124,10 +135,24 @@ func TestKeyEqualAndWipe(t *testing.T) {
 	if !a.Equal(&b.Key) || a.Equal(&NewEnvKey().Key) {
 		t.Fatal("Equal")
 	}
+	raw := b.Bytes()
+	live := secmem.LiveSlots()
 	b.Wipe()
-	if !bytes.Equal(b.Bytes(), make([]byte, 32)) || a.Equal(&b.Key) {
+	if !bytes.Equal(raw, make([]byte, 32)) || a.Equal(&b.Key) {
 		t.Fatal("Wipe did not zero the key")
 	}
+	if secmem.LiveSlots() != live-1 {
+		t.Fatal("Wipe did not return the key's slot")
+	}
+	b.Wipe() // idempotent
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("a wiped key was usable")
+			}
+		}()
+		_ = b.Bytes()
+	}()
 	if bytes.Equal(a.Bytes(), make([]byte, 32)) {
 		t.Fatal("Wipe of a copy-from-bytes key affected the original")
 	}
@@ -151,8 +176,9 @@ func TestKeyEqualAndWipe(t *testing.T) {
 		t.Fatal("random keys repeat")
 	}
 	pk := &PasswordKeys{kek: NewAccountKey().Key, loginAuth: NewAccountKey().Key, keyCheck: [32]byte{1}}
+	kek, la := pk.kek.Bytes(), pk.loginAuth.Bytes()
 	pk.Wipe()
-	if !bytes.Equal(pk.kek.Bytes(), make([]byte, 32)) || !bytes.Equal(pk.loginAuth.Bytes(), make([]byte, 32)) || pk.keyCheck != [32]byte{} {
+	if !bytes.Equal(kek, make([]byte, 32)) || !bytes.Equal(la, make([]byte, 32)) || pk.keyCheck != [32]byte{} {
 		t.Fatal("PasswordKeys.Wipe")
 	}
 }

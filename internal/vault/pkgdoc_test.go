@@ -45,8 +45,8 @@ func checkPackageHygiene(t *testing.T, dir string) {
 	}
 }
 
-// TestImports keeps the layering: vault may import envelope, and nothing else
-// from this module.
+// TestImports keeps the layering: vault may import envelope (formats) and
+// secmem (locked memory for keys), and nothing else from this module.
 func TestImports(t *testing.T) {
 	files, _ := filepath.Glob("*.go")
 	fset := token.NewFileSet()
@@ -60,7 +60,7 @@ func TestImports(t *testing.T) {
 		}
 		for _, imp := range f.Imports {
 			p := strings.Trim(imp.Path.Value, `"`)
-			if strings.HasPrefix(p, "github.com/opaquevault/") && !slices.Contains([]string{"github.com/opaquevault/opaquevault/internal/envelope"}, p) {
+			if strings.HasPrefix(p, "github.com/opaquevault/") && !slices.Contains([]string{"github.com/opaquevault/opaquevault/internal/envelope", "github.com/opaquevault/opaquevault/internal/secmem"}, p) {
 				t.Errorf("%s imports %s", name, p)
 			}
 		}
