@@ -153,14 +153,38 @@ func IsLoopbackHost(host string) bool {
 // Server returns the server URL the client was made for.
 func (c *Client) Server() string { return c.shown }
 
+// maxRetryAfter is the longest Retry-After the client waits out by itself, once.
+const maxRetryAfter = 5 * time.Second
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var b []byte
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(in); err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
+	}
+	err := c.once(ctx, method, path, b, out)
+	var e *Error
+	if errors.As(err, &e) && e.Code == CodeRateLimited && e.RetryAfter > 0 && e.RetryAfter <= maxRetryAfter {
+		// A rate-limited request was refused before it was processed: waiting and sending it again
+		// is safe for every method.
+		t := time.NewTimer(e.RetryAfter)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		err = c.once(ctx, method, path, b, out)
+	}
+	return err
+}
+
+func (c *Client) once(ctx context.Context, method, path string, in []byte, out any) error {
+	var body io.Reader
+	if in != nil {
+		body = bytes.NewReader(in)
 	}
 	u := *c.base
 	u.Path += path
@@ -243,6 +267,8 @@ func codeForStatus(s int) string {
 		return CodeConflict
 	case 413:
 		return CodeTooLarge
+	case 422:
+		return CodeTooMany
 	case 429:
 		return CodeRateLimited
 	case 503:
