@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package mcp
+
+import "golang.org/x/sys/unix"
+
+// harden makes the process non-dumpable: its /proc/PID/fd, mem and environ
+// then belong to root, so a command it runs (as the same user) cannot write
+// to the protocol stream around the redactor or read values from its memory.
+// A program the server starts is dumpable again after execve.
+func harden() error { return unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) }

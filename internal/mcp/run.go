@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Limits of run_command.
+const (
+	// DefaultTimeout is the timeout of a command when the model gives none.
+	DefaultTimeout = 60 * time.Second
+	// MaxTimeout is the longest timeout the model may ask for.
+	MaxTimeout = 600 * time.Second
+	// DefaultMaxOutput bounds what is kept of each of stdout and stderr.
+	DefaultMaxOutput = 1 << 20
+	// killGrace is how long a timed-out process group has between SIGTERM
+	// and SIGKILL.
+	killGrace = 2 * time.Second
+)
+
+// capture keeps the first limit bytes written to it and counts the rest.
+type capture struct {
+	limit int
+	buf   []byte
+	total int64
+}
+
+func (c *capture) Write(p []byte) (int, error) {
+	c.total += int64(len(p))
+	if room := c.limit - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (c *capture) wipe() { clear(c.buf[:cap(c.buf)]) }
+
+// execSpec is a command to run, already checked.
+type execSpec struct {
+	path    string   // resolved program
+	argv    []string // argv[0] as the model gave it
+	env     []string
+	dir     string
+	stdin   string
+	timeout time.Duration
+	grace   time.Duration
+	keep    int // bytes of each stream to keep (plus the redactor's margin)
+}
+
+// execResult is what happened; the outputs are unredacted and must be wiped.
+type execResult struct {
+	exitCode       int
+	signal         string
+	timedOut       bool
+	cancelled      bool
+	duration       time.Duration
+	stdout, stderr *capture
+}
+
+// runProcess runs s in its own process group, with a timeout after which the
+// group gets SIGTERM, then SIGKILL after the grace period. When the command
+// ends, whatever is left of its group is killed: nothing that holds the
+// secrets outlives the call. An error means the program did not start.
+func runProcess(ctx context.Context, s *execSpec) (*execResult, error) {
+	tctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	res := &execResult{stdout: &capture{limit: s.keep}, stderr: &capture{limit: s.keep}}
+	cmd := exec.CommandContext(tctx, s.path, s.argv[1:]...)
+	cmd.Args[0] = s.argv[0]
+	cmd.Env = s.env
+	cmd.Dir = s.dir
+	if s.stdin != "" {
+		cmd.Stdin = strings.NewReader(s.stdin)
+	} // else /dev/null: never the server's stdin, which is the protocol
+	cmd.Stdout, cmd.Stderr = res.stdout, res.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var killed atomic.Bool
+	cmd.Cancel = func() error {
+		killed.Store(true)
+		return killGroup(cmd.Process.Pid, syscall.SIGTERM)
+	}
+	cmd.WaitDelay = s.grace // then SIGKILL to the leader and the pipes closed
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %q: %w", s.argv[0], startErr(err))
+	}
+	err := cmd.Wait()
+	_ = killGroup(cmd.Process.Pid, syscall.SIGKILL)
+	res.duration = time.Since(start)
+	res.cancelled = killed.Load() && ctx.Err() != nil
+	res.timedOut = killed.Load() && !res.cancelled
+	res.exitCode = -1
+	if ps := cmd.ProcessState; ps != nil {
+		res.exitCode = ps.ExitCode()
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			res.signal = signalName(ws.Signal())
+		}
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) && !errors.Is(err, exec.ErrWaitDelay) && res.exitCode < 0 && res.signal == "" {
+		return res, fmt.Errorf("wait for %q: %w", s.argv[0], err)
+	}
+	return res, nil
+}
+
+// killGroup signals the process group led by pid; a group that is gone is
+// not an error.
+func killGroup(pid int, sig syscall.Signal) error {
+	if pid <= 0 {
+		return nil
+	}
+	if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// startErr drops the *exec.Error and *fs.PathError wrappers, which repeat
+// the path.
+func startErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return ee.Err
+	}
+	return err
+}
+
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGSEGV:
+		return "SIGSEGV"
+	case syscall.SIGABRT:
+		return "SIGABRT"
+	case syscall.SIGPIPE:
+		return "SIGPIPE"
+	}
+	return s.String()
+}
+
+// resolveProgram finds argv0 as execvp would: a name without a slash in
+// PATH (the server's, never one from the secrets), a relative path from dir
+// (the command's working directory, "" for the server's). With an allowlist,
+// argv0 must be a bare name on it.
+func resolveProgram(argv0 string, allowed []string, dir string) (string, error) {
+	if argv0 == "" {
+		return "", errors.New("run command: empty program name")
+	}
+	if len(allowed) > 0 {
+		if strings.Contains(argv0, "/") {
+			return "", fmt.Errorf("run %q: only programs found in PATH may run, by bare name (allowed: %s)", argv0, strings.Join(allowed, ", "))
+		}
+		if !slices.Contains(allowed, argv0) {
+			return "", fmt.Errorf("run %q: not an allowed command (allowed: %s)", argv0, strings.Join(allowed, ", "))
+		}
+	}
+	p := argv0
+	if strings.Contains(p, "/") && !filepath.IsAbs(p) && dir != "" {
+		p = filepath.Join(dir, p)
+	}
+	p, err := exec.LookPath(p)
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			if strings.Contains(argv0, "/") {
+				return "", fmt.Errorf("run %q: no such file", argv0)
+			}
+			return "", fmt.Errorf("run %q: program not found in PATH", argv0)
+		}
+		return "", fmt.Errorf("run %q: %w", argv0, startErr(err))
+	}
+	if !filepath.IsAbs(p) {
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+	}
+	return p, nil
+}
+
+// buildEnv returns base with the secrets added; a secret wins over an
+// inherited variable of the same name. The strings cannot be wiped: exec
+// needs them as strings.
+func buildEnv(base []string, secrets map[string][]byte) []string {
+	env := make([]string, 0, len(base)+len(secrets))
+	for _, kv := range base {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		if _, shadowed := secrets[name]; shadowed {
+			continue
+		}
+		env = append(env, kv)
+	}
+	names := make([]string, 0, len(secrets))
+	for n := range secrets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		env = append(env, n+"="+string(secrets[n]))
+	}
+	return env
+}
+
+// validVarName reports whether name can be an environment variable that
+// shells and programs read: [A-Za-z_][A-Za-z0-9_]*.
+func validVarName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i, c := range name {
+		switch {
+		case c == '_', 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z':
+		case '0' <= c && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
