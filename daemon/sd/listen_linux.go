@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build linux
+
+package sd
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/coreos/go-systemd/v22/activation"
+)
+
+// Listeners returns the listening sockets that systemd passed to this process
+// (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES) under FileDescriptorName=name. It
+// returns nil, nil when the process was not socket-activated. As a
+// convenience for hand-run activation (`systemd-socket-activate` without
+// --fdname), a single unnamed descriptor is taken as name.
+//
+// It consumes the LISTEN_* variables and may be called once. Descriptors
+// with another name are closed. A passed descriptor that is not a listening
+// socket is an error.
+func Listeners(name string) ([]net.Listener, error) {
+	files := activation.Files(true)
+	if len(files) == 0 {
+		return nil, nil
+	}
+	var ls []net.Listener
+	var errs []string
+	unnamed := len(files) == 1 && strings.HasPrefix(files[0].Name(), "LISTEN_FD_")
+	for _, f := range files {
+		if f.Name() != name && !unnamed {
+			f.Close()
+			continue
+		}
+		l, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", f.Name(), err))
+			continue
+		}
+		ls = append(ls, l)
+	}
+	if len(errs) > 0 {
+		for _, l := range ls {
+			l.Close()
+		}
+		return nil, fmt.Errorf("use socket passed by systemd: not a listening socket: %s", strings.Join(errs, "; "))
+	}
+	return ls, nil
+}
