@@ -70,3 +70,9 @@ func (c *Cache) load(mk *vault.MachineKey, appName, envName string) (*cacheEntry
 	}
 	return &e, nil
 }
+
+// forget removes everything cached for a machine key.
+func (c *Cache) forget(mk *vault.MachineKey) {
+	id := mk.ID()
+	_ = os.RemoveAll(filepath.Join(c.Dir, "machine-"+hex.EncodeToString(id[:])))
+}

@@ -26,9 +26,13 @@ type HighWater struct {
 	WriteErr error
 }
 
-// OpenHighWater loads the file at path (a missing file is an empty floor).
+// OpenHighWater loads the file at path (a missing file is an empty floor). An empty path keeps the
+// floors in memory only: every Raise then records a WriteErr (see Soft).
 func OpenHighWater(path string) (*HighWater, error) {
 	h := &HighWater{path: path, m: map[string]uint64{}}
+	if path == "" {
+		return h, nil
+	}
 	buf, err := credentials.ReadSecretFile(path, credentials.ReadOptions{MaxSize: 16 << 20})
 	if errors.Is(err, fs.ErrNotExist) {
 		return h, nil
@@ -64,6 +68,9 @@ func (h *HighWater) Raise(envID string, seq uint64) error {
 		return nil
 	}
 	h.m[envID] = seq
+	if h.path == "" {
+		return h.fail(errors.New("write rollback state: no state directory (no home directory and no $STATE_DIRECTORY)"))
+	}
 	b, err := json.Marshal(h.m)
 	if err != nil {
 		return fmt.Errorf("encode rollback state: %w", err)

@@ -273,6 +273,10 @@ func (m *MachineReader) readOnline(ctx context.Context, appName, envName string)
 	self, err := m.Client.MachineSelf(ctx)
 	if err != nil {
 		if errors.Is(err, api.ErrUnauthorized) {
+			if m.Cache != nil {
+				// A revoked key must not go on decrypting its cached copy offline.
+				m.Cache.forget(m.Key)
+			}
 			return nil, nil, fmt.Errorf("use machine key: %w", ErrMachineUnknown)
 		}
 		return nil, nil, fmt.Errorf("fetch machine grant: %w", err)

@@ -27,7 +27,7 @@ func Harden() error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		errs = append(errs, fmt.Errorf("harden process: prctl PR_SET_DUMPABLE: %w", err))
 	}
-	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+	if err := lowerCoreLimit(); err != nil {
 		errs = append(errs, fmt.Errorf("harden process: set RLIMIT_CORE to 0: %w", err))
 	}
 	return errors.Join(errs...)

@@ -157,10 +157,11 @@ func TestHelperHarden(t *testing.T) {
 	if d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err != nil || d != 0 {
 		t.Fatalf("after Harden: dumpable=%d, %v; want 0", d, err)
 	}
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_CORE, &rl); err != nil || rl.Cur != 0 || rl.Max != 0 {
-		t.Fatalf("RLIMIT_CORE = %+v, %v; want 0/0", rl, err)
+	var before, rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_CORE, &rl); err != nil || rl.Cur != 0 {
+		t.Fatalf("RLIMIT_CORE = %+v, %v; want a soft limit of 0", rl, err)
 	}
+	before = rl
 	// /proc/self/* of a non-dumpable process is owned by root.
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/mem", &st); err == nil && os.Geteuid() != 0 && st.Uid != 0 {
@@ -169,4 +170,17 @@ func TestHelperHarden(t *testing.T) {
 	if err := Harden(); err != nil {
 		t.Fatalf("second Harden: %v", err)
 	}
+	// The hard limit is kept, and the original soft limit comes back for a program ov executes.
+	if err := RestoreCoreLimit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Getrlimit(unix.RLIMIT_CORE, &rl); err != nil || rl.Max != before.Max || rl.Cur != coreAtStart.Cur {
+		t.Fatalf("after RestoreCoreLimit: %+v, want %+v", rl, coreAtStart)
+	}
 }
+
+var coreAtStart = func() unix.Rlimit {
+	var rl unix.Rlimit
+	_ = unix.Getrlimit(unix.RLIMIT_CORE, &rl)
+	return rl
+}()
