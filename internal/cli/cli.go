@@ -17,7 +17,9 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
@@ -45,12 +47,13 @@ type Globals struct {
 
 // App is one invocation of ov.
 type App struct {
-	io   Stdio
-	g    Globals
-	log  *logrus.Logger
-	cmd  *command
-	env  func(string) string
-	goos string
+	daemon atomic.Bool // a long-running command: signals stop it gracefully, never by exit
+	io     Stdio
+	g      Globals
+	log    *logrus.Logger
+	cmd    *command
+	env    func(string) string
+	goos   string
 }
 
 type command struct {
@@ -90,9 +93,34 @@ func findCommand(words []string) (*command, int) {
 
 // Main runs ov with args (without the program name) and returns the exit code.
 func Main(ctx context.Context, args []string, stdio Stdio) int {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	a := &App{io: stdio, env: os.Getenv, goos: goosName()}
+	done := make(chan struct{})
+	defer close(done)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+		// The first SIGINT/SIGTERM cancels the command. A command blocked where the context does not
+		// reach (a terminal prompt, a FIFO without a writer) is ended with 130; daemons drain instead.
+		cancel()
+		restoreTerminal()
+		if a.daemon.Load() {
+			return
+		}
+		select {
+		case <-done:
+		case <-time.After(300 * time.Millisecond):
+			fmt.Fprintln(stdio.Err, "ov: error: interrupted")
+			os.Exit(ExitInterrupted)
+		}
+	}()
 	a.log = logrus.New()
 	a.log.SetOutput(stdio.Err)
 	a.log.SetLevel(logrus.WarnLevel)

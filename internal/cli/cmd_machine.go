@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -188,8 +189,14 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 			return fmt.Errorf("write machine key to stdout: %w (the new key was revoked)", err)
 		}
 	} else if err := credentials.WriteKeyFile(*out, issued.Key.Bytes(), wopts); err != nil {
-		_ = s.vault.Client.RevokeMachine(ctx, issued.ID)
-		return withHints(fmt.Errorf("%w (the new key was revoked on the server)", err), "nothing was left behind; fix the problem and run the command again")
+		// With --force over our own key in a directory we cannot write (the guide's root-owned /etc/ov),
+		// replace the key's bytes in place instead of renaming a new file over it.
+		inPlace := *force && replaced != "" && *owner == "" && errors.Is(err, iofs.ErrPermission)
+		if !inPlace || rewriteKeyInPlace(*out, issued.Key.Bytes()) != nil {
+			_ = s.vault.Client.RevokeMachine(ctx, issued.ID)
+			return withHints(fmt.Errorf("%w (the new key was revoked on the server)", err), "nothing was left behind; fix the problem and run the command again")
+		}
+		a.hintf("%s is in a directory you cannot write, so the key was rewritten in place (same file, owner and mode)", filepath.Dir(*out))
 	}
 	msg := a.io.Out
 	if toPipe {

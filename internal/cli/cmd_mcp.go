@@ -28,6 +28,7 @@ func init() {
 }
 
 func (a *App) mcpServe(ctx context.Context, args []string) error {
+	a.daemon.Store(true)
 	fs := a.flags()
 	app := fs.String("app", "", "the app tools use when the assistant names none")
 	env := fs.String("env", "", "the env tools use when the assistant names none")

@@ -3,17 +3,21 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 
+	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/remote"
 )
 
 // readForRun reads the env with a machine key when one is given (or passed by systemd), else by
 // unlocking the account with the password.
-func (a *App) readForRun(ctx context.Context, t target, mf machineFlags, u unlockFlags) (*remote.Env, error) {
+func (a *App) readForRun(ctx context.Context, t target, mf machineFlags, u unlockFlags, names []string) (*remote.Env, error) {
 	mk, err := a.machineKey(mf)
 	if err != nil {
 		return nil, err
@@ -26,6 +30,11 @@ func (a *App) readForRun(ctx context.Context, t target, mf machineFlags, u unloc
 	}
 	if mf.offline {
 		return nil, usageErr("--offline needs a machine key (--machine-key or --machine-key-credential)")
+	}
+	if u.passwordFile == "" {
+		if env, ok, err := a.readViaAgent(ctx, t, names); ok || err != nil {
+			return env, err
+		}
 	}
 	s, err := a.unlock(ctx, u)
 	if err != nil {
@@ -55,6 +64,56 @@ func init() {
 	})
 }
 
+// readViaAgent reads the secrets from a running, unlocked agent that serves t (ok false: there is
+// none, and the caller falls back to the password). A rendezvous file that fails its checks is an
+// error, never a silent fall-back.
+func (a *App) readViaAgent(ctx context.Context, t target, names []string) (*remote.Env, bool, error) {
+	ep, err := localapi.Discover()
+	if err != nil {
+		if errors.Is(err, localapi.ErrUntrusted) {
+			return nil, false, agentErr(err)
+		}
+		return nil, false, nil
+	}
+	c := localapi.NewClient(ep)
+	st, err := c.Status(ctx)
+	if err != nil {
+		if errors.Is(err, localapi.ErrUntrusted) {
+			return nil, false, agentErr(err)
+		}
+		return nil, false, nil
+	}
+	if st.State != localapi.StateUnlocked || (st.App != "" && (st.App != t.app || st.Env != t.env)) {
+		return nil, false, nil
+	}
+	if names == nil {
+		if names, err = c.List(ctx, t.app, t.env); err != nil {
+			if errors.Is(err, localapi.ErrDenied) {
+				return nil, false, nil
+			}
+			return nil, false, agentErr(fmt.Errorf("list %s/%s through the agent: %w", t.app, t.env, err))
+		}
+		if len(names) == 0 {
+			return &remote.Env{AppName: t.app, EnvName: t.env}, true, nil
+		}
+	}
+	resp, err := c.Get(ctx, t.app, t.env, names)
+	if err != nil {
+		if errors.Is(err, localapi.ErrDenied) {
+			return nil, false, nil
+		}
+		return nil, false, agentErr(fmt.Errorf("run: %w", err))
+	}
+	defer resp.Wipe()
+	env := &remote.Env{AppName: t.app, EnvName: t.env}
+	for _, s := range resp.Secrets {
+		env.Secrets = append(env.Secrets, remote.Secret{Name: s.Name, Value: bytes.Clone(s.Value)})
+	}
+	sort.Slice(env.Secrets, func(i, j int) bool { return env.Secrets[i].Name < env.Secrets[j].Name })
+	a.log.WithField("socket", ep.Socket).Debug("secrets from the agent")
+	return env, true, nil
+}
+
 // run resolves the program, unlocks, fetches and verifies the secrets, and replaces itself with the
 // program through execve: the PID, signals, exit status and NOTIFY_SOCKET are the program's own.
 func (a *App) run(ctx context.Context, args []string) error {
@@ -63,7 +122,7 @@ func (a *App) run(ctx context.Context, args []string) error {
 	var t target
 	t.add(fs)
 	only := fs.String("secrets", "", "comma-separated names to pass (default: every secret of the env); a missing name is an error")
-	noInherit := fs.Bool("no-inherit", false, "start the program with only the secrets in its environment, not ov's own")
+	noInherit := fs.Bool("no-inherit", false, "start the program with only the secrets (and systemd's NOTIFY_SOCKET, LISTEN_FDS, ...) in its environment")
 	var mf machineFlags
 	mf.add(fs)
 	var u unlockFlags
@@ -79,6 +138,9 @@ func (a *App) run(ctx context.Context, args []string) error {
 		return usageErr("run: no program given", "usage: ov "+a.cmd.usage)
 	}
 	var names []string
+	if fs.Changed("secrets") && strings.Trim(*only, ", ") == "" {
+		return usageErr("--secrets names no secret (leave it out to pass every secret)")
+	}
 	if *only != "" {
 		for _, n := range strings.Split(*only, ",") {
 			n = strings.TrimSpace(n)
@@ -99,7 +161,7 @@ func (a *App) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	env, err := a.readForRun(ctx, t, mf, u)
+	env, err := a.readForRun(ctx, t, mf, u, names)
 	if err != nil {
 		return err
 	}
@@ -125,9 +187,12 @@ func (a *App) run(ctx context.Context, args []string) error {
 		}
 	}
 	env.Wipe()
-	var base []string
-	if !*noInherit {
-		base = os.Environ()
+	if err := checkEnvValues(values); err != nil {
+		return err
+	}
+	base := os.Environ()
+	if *noInherit {
+		base = systemdEnv(base)
 	}
 	a.log.WithField("program", path).WithField("count", len(values)).Debug("exec")
 	return execProgram(path, argv, buildEnv(base, values))

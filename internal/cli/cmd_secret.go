@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
@@ -107,8 +108,8 @@ func (a *App) need(t target) error {
 		return usageErr("--env is required", "usage: ov "+a.cmd.usage)
 	}
 	for _, n := range []string{t.app, t.env} {
-		if _, err := envelope.NormalizeName(n); err != nil {
-			return usageErr(fmt.Sprintf("invalid app or env name %q", n))
+		if _, err := envelope.NormalizeName(n); err != nil || !scopeNameRE.MatchString(n) {
+			return usageErr(fmt.Sprintf("invalid app or env name %q: use letters, digits, _ . and -, starting with a letter or digit (at most 128)", n))
 		}
 	}
 	return nil
@@ -138,7 +139,15 @@ func (a *App) parseDotenvFile(path string, format dotenv.Format, expand bool) (*
 	res, err := dotenv.Parse(r, dotenv.Options{Format: format, Expand: expand, Filename: name, Env: lookup})
 	if err != nil {
 		var list dotenv.ErrorList
-		if errors.As(err, &list) && len(list) > 1 {
+		if errors.As(err, &list) {
+			sort.SliceStable(list, func(i, j int) bool {
+				if list[i].Line != list[j].Line {
+					return list[i].Line < list[j].Line
+				}
+				return list[i].Column < list[j].Column
+			})
+		}
+		if len(list) > 1 {
 			for _, e := range list[1:] {
 				fmt.Fprintf(a.io.Err, "ov: error: %v\n", e)
 			}
@@ -218,6 +227,9 @@ func (a *App) secretImport(ctx context.Context, args []string) error {
 		}
 	}
 	for _, e := range res.Entries {
+		if err := checkVarName(e.Name); err != nil {
+			return fmt.Errorf("import %s: %s:%d: %w", args[0], args[0], e.Line, err)
+		}
 		if len(e.Value) > envelope.MaxValueLen {
 			return fmt.Errorf("import %s: %s:%d: the value of %s is %d bytes; at most %d fit in one secret", args[0], args[0], e.Line, e.Name, len(e.Value), envelope.MaxValueLen)
 		}
@@ -481,6 +493,9 @@ func (a *App) secretSet(ctx context.Context, args []string) error {
 	defer clear(value)
 	if len(value) > envelope.MaxValueLen {
 		return fmt.Errorf("set %s: the value is larger than %d bytes", name, envelope.MaxValueLen)
+	}
+	if bytes.IndexByte(value, 0) >= 0 || !utf8.Valid(value) {
+		return fmt.Errorf("set %s: the value holds a NUL byte or is not UTF-8; environment variables cannot carry it", name)
 	}
 	s, err := a.unlock(ctx, u)
 	if err != nil {

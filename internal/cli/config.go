@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/opaquevault/opaquevault/credentials"
 	"github.com/opaquevault/opaquevault/internal/api"
@@ -140,10 +142,27 @@ func (a *App) client(c *Config) (*api.Client, error) {
 	tok := ""
 	if c != nil {
 		tok = c.DeviceToken
+		if tok != "" && c.Server != "" && !sameServer(server, c.Server) {
+			return nil, withCode(ExitUsage, fmt.Errorf("this device's API key belongs to %s; refusing to send it to %s", c.Server, server),
+				"leave out --server and $OV_SERVER, or use --config for an account on that server")
+		}
 	}
 	cl, err := api.NewClient(server, api.ClientOptions{Token: tok})
 	if err != nil {
 		return nil, usageErr(err.Error())
 	}
 	return cl, nil
+}
+
+// sameServer compares two server URLs, ignoring case in the scheme and host and a trailing slash.
+func sameServer(a, b string) bool {
+	norm := func(s string) string {
+		u, err := url.Parse(strings.TrimSuffix(s, "/"))
+		if err != nil {
+			return s
+		}
+		u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+		return u.String()
+	}
+	return norm(a) == norm(b)
 }

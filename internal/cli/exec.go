@@ -12,7 +12,39 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/opaquevault/opaquevault/internal/secmem"
 )
+
+// keptVariables are passed to the program even with --no-inherit: systemd's protocol with the
+// service (readiness, socket activation, watchdog, credentials) must reach it.
+var keptVariables = []string{"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC",
+	"WATCHDOG_PID", "CREDENTIALS_DIRECTORY", "INVOCATION_ID", "JOURNAL_STREAM", "RUNTIME_DIRECTORY",
+	"STATE_DIRECTORY", "CACHE_DIRECTORY", "LOGS_DIRECTORY", "CONFIGURATION_DIRECTORY"}
+
+// systemdEnv returns the variables of keptVariables that environ has.
+func systemdEnv(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		for _, k := range keptVariables {
+			if name == k {
+				out = append(out, kv)
+			}
+		}
+	}
+	return out
+}
+
+// checkEnvValues refuses values execve cannot pass (a NUL byte), naming the secret, never the value.
+func checkEnvValues(values map[string]string) error {
+	for name, v := range values {
+		if strings.IndexByte(v, 0) >= 0 {
+			return fmt.Errorf("run: the value of %s contains a NUL byte, which no environment variable can hold", name)
+		}
+	}
+	return nil
+}
 
 // buildEnv returns the program's environment: base (the caller's, unless --no-inherit) with the
 // secrets added; a secret wins over an inherited variable of the same name. The order is stable.
@@ -78,6 +110,7 @@ func resolveProgram(argv0 string) (string, error) {
 // execProgram replaces the ov process with the program (execve): same PID, the program's own signals,
 // exit status and NOTIFY_SOCKET. It returns only on failure.
 func execProgram(path string, argv, env []string) error {
+	_ = secmem.RestoreCoreLimit()
 	err := syscall.Exec(path, argv, env)
 	code := ExitRunNotExec
 	if errors.Is(err, syscall.ENOENT) {

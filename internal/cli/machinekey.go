@@ -93,11 +93,10 @@ func (a *App) cacheDir() string {
 	if d := a.env("XDG_CACHE_HOME"); d != "" && filepath.IsAbs(d) {
 		return filepath.Join(d, "ov")
 	}
-	home := a.env("HOME")
-	if home == "" {
-		home, _ = os.UserHomeDir()
+	if home := a.home(); home != "" {
+		return filepath.Join(home, ".cache", "ov")
 	}
-	return filepath.Join(home, ".cache", "ov")
+	return ""
 }
 
 func (a *App) readWithMachineKey(ctx context.Context, t target, mf machineFlags, mk *vault.MachineKey) (*remote.Env, error) {
@@ -107,12 +106,17 @@ func (a *App) readWithMachineKey(ctx context.Context, t target, mf machineFlags,
 		return nil, usageErr("--max-age: " + err.Error())
 	}
 	id := remote.MachineIDOf(mk)
-	hw, err := remote.OpenHighWater(filepath.Join(a.machineStateDir(), "machine-"+id+".json"))
+	hw, err := remote.OpenHighWater(stateFile(a.machineStateDir(), "machine-"+id+".json"))
 	if err != nil {
 		return nil, err
 	}
 	hw.Soft = true
-	r := &remote.MachineReader{Key: mk, HighWater: hw, Cache: &remote.Cache{Dir: a.cacheDir()}, Offline: mf.offline, MaxAge: maxAge}
+	r := &remote.MachineReader{Key: mk, HighWater: hw, Offline: mf.offline, MaxAge: maxAge}
+	if dir := a.cacheDir(); dir != "" {
+		r.Cache = &remote.Cache{Dir: dir}
+	} else {
+		a.warnf("no home directory and no $CACHE_DIRECTORY: nothing is cached for when the server is down")
+	}
 	if !mf.offline {
 		server, err := a.machineServerURL()
 		if err != nil {

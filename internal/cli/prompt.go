@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"golang.org/x/term"
 
@@ -31,7 +32,9 @@ func (a *App) readSecretInput(prompt, file string, confirm bool) ([]byte, error)
 	defer tty.Close()
 	ask := func(p string) ([]byte, error) {
 		fmt.Fprintf(tty, "%s: ", p)
+		saveTerminal(int(tty.Fd()))
 		b, err := term.ReadPassword(int(tty.Fd()))
+		forgetTerminal()
 		fmt.Fprint(tty, "\r\n")
 		if err != nil {
 			return nil, fmt.Errorf("read %s from terminal: %w", prompt, err)
@@ -82,4 +85,37 @@ func upperFirst(s string) string {
 		return s
 	}
 	return string(bytes.ToUpper([]byte(s[:1]))) + s[1:]
+}
+
+// The terminal state while a prompt has echo off, so that an interrupt can give it back.
+var prompting struct {
+	sync.Mutex
+	fd    int
+	state *term.State
+}
+
+func saveTerminal(fd int) {
+	st, err := term.GetState(fd)
+	if err != nil {
+		return
+	}
+	prompting.Lock()
+	prompting.fd, prompting.state = fd, st
+	prompting.Unlock()
+}
+
+func forgetTerminal() {
+	prompting.Lock()
+	prompting.state = nil
+	prompting.Unlock()
+}
+
+// restoreTerminal turns echo back on if a prompt was interrupted.
+func restoreTerminal() {
+	prompting.Lock()
+	defer prompting.Unlock()
+	if prompting.state != nil {
+		_ = term.Restore(prompting.fd, prompting.state)
+		prompting.state = nil
+	}
 }

@@ -44,6 +44,9 @@ func TestScript(t *testing.T) {
 			e.Setenv("XDG_CACHE_HOME", filepath.Join(e.WorkDir, ".cache"))
 			e.Setenv("OV_SERVER", "")
 			e.Values[serverKey{}] = &serverHolder{}
+			// Agents that `ov agent start` put in the background outlive a failed script: end them.
+			work := e.WorkDir
+			e.Defer(func() { killProcessesMentioning(work) })
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -71,7 +74,12 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 		args = args[1:]
 	}
 	db := ts.MkAbs("ov-server.db")
-	full := append([]string{"--listen", "127.0.0.1:0", "--db", db}, args...)
+	holder := ts.Value(serverKey{}).(*serverHolder)
+	listen := "127.0.0.1:0"
+	if holder.addr != "" {
+		listen = holder.addr // a restart keeps the URL that configs already name
+	}
+	full := append([]string{"--listen", listen, "--db", db}, args...)
 	cmd := exec.Command(lookPathIn(ts, "ov-server"), full...)
 	cmd.Env = environOf(ts)
 	stderr, err := cmd.StderrPipe()
@@ -96,6 +104,7 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("ov-server exited before listening")
 		}
 		ts.Setenv("OV_SERVER", url)
+		holder.addr = strings.TrimPrefix(url, "http://")
 	case <-time.After(20 * time.Second):
 		_ = cmd.Process.Kill()
 		ts.Fatalf("ov-server did not listen within 20s")
@@ -104,13 +113,16 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	})
-	ts.Value(serverKey{}).(*serverHolder).cmd = cmd
+	holder.cmd = cmd
 }
 
 type serverKey struct{}
 
 // serverHolder is the server of one script (the newest `serve`).
-type serverHolder struct{ cmd *exec.Cmd }
+type serverHolder struct {
+	cmd  *exec.Cmd
+	addr string
+}
 
 // rc WANT CMD [ARGS...]: run CMD and require exit status WANT; stdout and stderr are kept for the
 // stdout/stderr matchers.
@@ -151,4 +163,18 @@ func lookPathIn(ts *testscript.TestScript, name string) string {
 	}
 	ts.Fatalf("%s not found in $PATH", name)
 	return ""
+}
+
+// killProcessesMentioning sends SIGTERM to every process whose command line contains s.
+func killProcessesMentioning(s string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), s) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+	}
 }

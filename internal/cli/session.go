@@ -42,16 +42,36 @@ func (s *session) close() {
 	s.cfg.wipe()
 }
 
-// stateDir is $XDG_STATE_HOME/ov or ~/.local/state/ov.
+// stateDir is $XDG_STATE_HOME/ov or ~/.local/state/ov; "" when there is no home directory (then
+// rollback floors are kept in memory only, and ov says so).
 func (a *App) stateDir() string {
 	if d := a.env("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
 		return filepath.Join(d, "ov")
 	}
+	if home := a.home(); home != "" {
+		return filepath.Join(home, ".local", "state", "ov")
+	}
+	return ""
+}
+
+// home is $HOME, else the passwd entry's home directory; "" when neither is an absolute path.
+func (a *App) home() string {
 	home := a.env("HOME")
 	if home == "" {
 		home, _ = os.UserHomeDir()
 	}
-	return filepath.Join(home, ".local", "state", "ov")
+	if !filepath.IsAbs(home) {
+		return ""
+	}
+	return home
+}
+
+// stateFile joins a file name to dir, or returns "" (memory only) when dir is "".
+func stateFile(dir, name string) string {
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, name)
 }
 
 // unlock loads the config, fetches the account bundle, asks for the password and unlocks the account.
@@ -105,7 +125,7 @@ func (a *App) unlock(ctx context.Context, u unlockFlags) (*session, error) {
 			a.warnf("could not update the cached account parameters: %v", err)
 		}
 	}
-	hw, err := remote.OpenHighWater(filepath.Join(a.stateDir(), "highwater.json"))
+	hw, err := remote.OpenHighWater(stateFile(a.stateDir(), "highwater.json"))
 	if err != nil {
 		acct.Wipe()
 		return fail(err)

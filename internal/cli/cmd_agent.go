@@ -1,0 +1,597 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/opaquevault/opaquevault/credentials"
+	"github.com/opaquevault/opaquevault/daemon/agent"
+	"github.com/opaquevault/opaquevault/daemon/sd"
+	"github.com/opaquevault/opaquevault/internal/agentinstall"
+	"github.com/opaquevault/opaquevault/internal/api"
+	"github.com/opaquevault/opaquevault/internal/localapi"
+	"github.com/opaquevault/opaquevault/internal/remote"
+	"github.com/opaquevault/opaquevault/internal/vault"
+	"github.com/opaquevault/opaquevault/internal/version"
+)
+
+func init() {
+	register(&command{
+		path:    "agent install",
+		summary: "install ov-agent.socket and ov-agent.service for a machine key (as root)",
+		usage:   "agent install --machine-key PATH --app APP --env ENV --user USER [--enable] [--root DIR]",
+		examples: []string{
+			"sudo ov agent install --machine-key /etc/ov/myapp.key --app myapp --env production --user $USER --enable",
+			"ov agent install --machine-key /etc/ov/myapp.key --app myapp --env production --user deploy --root ./pkgroot",
+		},
+		run: (*App).agentInstall,
+	})
+	register(&command{
+		path:     "agent uninstall",
+		summary:  "remove the agent's units and rendezvous file (as root)",
+		usage:    "agent uninstall [--root DIR]",
+		examples: []string{"sudo ov agent uninstall"},
+		run:      (*App).agentUninstall,
+	})
+	register(&command{
+		path:     "agent serve",
+		summary:  "run the agent (started by ov-agent.socket, or by `ov agent start`)",
+		usage:    "agent serve [--app APP --env ENV] [--machine-key-credential NAME] [--user-mode] [--socket PATH]",
+		examples: []string{"ov agent serve --app myapp --env production --machine-key-credential ov-machine-key"},
+		run:      (*App).agentServe,
+	})
+	register(&command{
+		path:     "agent start",
+		summary:  "unlock an agent for this login session (prompts for the master password)",
+		usage:    "agent start [--password-file FILE]",
+		examples: []string{"ov agent start", "ov agent start --password-file ~/.config/ov/pw   # automation"},
+		run:      (*App).agentStart,
+	})
+	register(&command{
+		path:     "agent unlock",
+		summary:  "hand the account key to a running agent (prompts for the master password)",
+		usage:    "agent unlock [--password-file FILE] [--socket PATH]",
+		examples: []string{"ov agent unlock"},
+		run:      (*App).agentUnlock,
+	})
+	register(&command{
+		path:     "agent status",
+		summary:  "show whether an agent runs, what it holds and how it was found",
+		usage:    "agent status [--json] [--socket PATH]",
+		examples: []string{"ov agent status", "ov agent status --json"},
+		run:      (*App).agentStatus,
+	})
+	register(&command{
+		path:     "agent lock",
+		summary:  "make the agent wipe its keys",
+		usage:    "agent lock [--socket PATH]",
+		examples: []string{"ov agent lock"},
+		run:      (*App).agentLock,
+	})
+	register(&command{
+		path:     "agent stop",
+		summary:  "lock and stop this user's agent",
+		usage:    "agent stop [--socket PATH]",
+		examples: []string{"ov agent stop"},
+		run:      (*App).agentStop,
+	})
+}
+
+// agentOpener turns the key the agent holds into a Source: the machine read path for a machine key,
+// the account path (with this user's config for the server, device key and pinned signing key) for
+// an account key.
+func (a *App) agentOpener(log *logrus.Entry) agent.Opener {
+	return func(ctx context.Context, k *agent.Key) (agent.Source, error) {
+		switch k.Kind {
+		case agent.KeyMachine:
+			mk, err := vault.ParseMachineKeyFile(k.Bytes.Bytes())
+			if err != nil {
+				return nil, err
+			}
+			server, err := a.machineServerURL()
+			if err != nil {
+				mk.Wipe()
+				return nil, err
+			}
+			tok := mk.Token()
+			cl, err := api.NewClient(server, api.ClientOptions{Token: string(tok)})
+			clear(tok)
+			if err != nil {
+				mk.Wipe()
+				return nil, err
+			}
+			hw, err := remote.OpenHighWater(stateFile(a.machineStateDir(), "machine-"+remote.MachineIDOf(mk)+".json"))
+			if err != nil {
+				mk.Wipe()
+				return nil, err
+			}
+			hw.Soft = true
+			r := &remote.MachineReader{Client: cl, Key: mk, HighWater: hw, MaxAge: 30 * 24 * time.Hour}
+			if dir := a.cacheDir(); dir != "" {
+				r.Cache = &remote.Cache{Dir: dir}
+			}
+			return &machineSource{log: log, mk: mk, r: r}, nil
+		case agent.KeyAccount:
+			cfg, err := a.loggedIn()
+			if err != nil {
+				return nil, err
+			}
+			defer cfg.wipe()
+			if cfg.AccountID != fmt.Sprintf("%x", k.AccountID) {
+				return nil, fmt.Errorf("open account key: it is for account %x, the config is for %s: %w", k.AccountID, cfg.AccountID, localapi.ErrDenied)
+			}
+			cl, err := a.client(cfg)
+			if err != nil {
+				return nil, err
+			}
+			ak, err := vault.AccountKeyFromBytes(k.Bytes.Bytes())
+			if err != nil {
+				return nil, err
+			}
+			hw, err := remote.OpenHighWater(stateFile(a.stateDir(), "highwater.json"))
+			if err != nil {
+				ak.Wipe()
+				return nil, err
+			}
+			hw.Soft = true
+			acct := &remote.Account{ID: bytes.Clone(k.AccountID), AKVersion: k.AKVersion, AK: ak, SignPub: bytes.Clone(cfg.SignPub)}
+			return &vaultSource{v: &remote.Vault{Client: cl, Account: acct, HighWater: hw}}, nil
+		}
+		return nil, fmt.Errorf("open %s key: not supported by this agent: %w", k.Kind, localapi.ErrDenied)
+	}
+}
+
+type machineSource struct {
+	log *logrus.Entry
+	mk  *vault.MachineKey
+	r   *remote.MachineReader
+}
+
+func (s *machineSource) Read(ctx context.Context, app, env string) (*remote.Env, error) {
+	e, info, err := s.r.Read(ctx, app, env)
+	if err != nil {
+		return nil, err
+	}
+	if info.FromCache {
+		s.log.WithFields(logrus.Fields{"app": app, "env": env, "fetched_at": info.FetchedAt.UTC().Format(time.RFC3339)}).
+			Warn("server unreachable; served the verified cached copy")
+	}
+	return e, nil
+}
+
+func (s *machineSource) Wipe() { s.mk.Wipe() }
+
+type vaultSource struct{ v *remote.Vault }
+
+func (s *vaultSource) Read(ctx context.Context, app, env string) (*remote.Env, error) {
+	return s.v.Read(ctx, app, env)
+}
+
+func (s *vaultSource) Wipe() { s.v.Account.Wipe() }
+
+func (a *App) agentServe(ctx context.Context, args []string) error {
+	a.daemon.Store(true)
+	fs := a.flags()
+	app := fs.String("app", "", "serve only this app (with --env)")
+	env := fs.String("env", "", "serve only this env of --app")
+	cred := fs.String("machine-key-credential", "", "load the machine key from $CREDENTIALS_DIRECTORY/NAME (LoadCredential=)")
+	userMode := fs.Bool("user-mode", false, "run as this user's agent: socket under $XDG_RUNTIME_DIR/ov, session bus, waits for `ov agent unlock`")
+	socket := fs.String("socket", "", "bind this socket when systemd passed none")
+	args, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := a.noArgs(args); err != nil {
+		return err
+	}
+	log := logrus.NewEntry(sd.NewLogger(map[bool]logrus.Level{true: logrus.DebugLevel, false: logrus.InfoLevel}[a.g.Debug]))
+	cfg := agent.Config{App: *app, Env: *env, MachineKeyCredential: *cred, Open: a.agentOpener(log), Log: log, Version: version.String(), SocketPath: *socket}
+	if *userMode {
+		cfg.Mode = agent.ModeUser
+		if cfg.SocketPath == "" {
+			cfg.SocketPath = localapi.UserSocketPath()
+		}
+	}
+	if err := agent.Serve(ctx, cfg); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return nil
+}
+
+// agentClient finds the agent (--socket, the rendezvous file, or this user's runtime directory).
+func (a *App) agentClient(socket string) (*localapi.Client, *localapi.Endpoint, error) {
+	ep, err := localapi.DiscoverWith(localapi.DiscoverOptions{Socket: socket})
+	if err != nil {
+		return nil, nil, agentErr(err)
+	}
+	return localapi.NewClient(ep), ep, nil
+}
+
+// agentErr maps agent errors to exit codes.
+func agentErr(err error) error {
+	switch {
+	case errors.Is(err, localapi.ErrUnreachable):
+		return withCode(ExitUnreachable, err, "start one with `ov agent start` (or `sudo systemctl start ov-agent.socket` on a server)")
+	case errors.Is(err, localapi.ErrLocked):
+		return withCode(ExitLocked, err, "run `ov agent unlock`")
+	case errors.Is(err, localapi.ErrDenied), errors.Is(err, localapi.ErrUntrusted):
+		return withCode(ExitDenied, err)
+	case errors.Is(err, localapi.ErrNotFound):
+		return withCode(ExitNotFound, err)
+	}
+	return err
+}
+
+func (a *App) agentStatus(ctx context.Context, args []string) error {
+	fs := a.flags()
+	socket := fs.String("socket", "", "talk to the agent on this socket")
+	args, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := a.noArgs(args); err != nil {
+		return err
+	}
+	c, ep, err := a.agentClient(*socket)
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return agentErr(err)
+	}
+	if a.g.JSON {
+		out := map[string]any{"state": st.State, "app": st.App, "env": st.Env, "key": st.Key, "fingerprint": st.Fingerprint,
+			"mode": st.Mode, "owner_uid": st.OwnerUID, "pid": st.PID, "version": st.Version, "socket": ep.Socket, "guarantee": ep.Guarantee()}
+		if !st.Since.IsZero() {
+			out["since"] = st.Since
+		}
+		if err := a.printJSON(out); err != nil {
+			return err
+		}
+	} else {
+		scope := "any app its key opens"
+		if st.App != "" {
+			scope = st.App + "/" + st.Env
+		}
+		fmt.Fprintf(a.io.Out, "Agent:    %s (pid %d, %s mode, ov %s)\nSocket:   %s\nServes:   %s\n", st.State, st.PID, st.Mode, st.Version, ep.Socket, scope)
+		if st.Key != "" {
+			fmt.Fprintf(a.io.Out, "Key:      %s key %s, loaded %s\n", st.Key, st.Fingerprint, st.Since.UTC().Format("2006-01-02 15:04:05 UTC"))
+		}
+		fmt.Fprintf(a.io.Out, "Trust:    %s\n", ep.Guarantee())
+	}
+	if st.State != localapi.StateUnlocked {
+		return withCode(ExitLocked, errors.New("the agent is locked"), "run `ov agent unlock`")
+	}
+	return nil
+}
+
+func (a *App) agentLock(ctx context.Context, args []string) error {
+	fs := a.flags()
+	socket := fs.String("socket", "", "talk to the agent on this socket")
+	args, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := a.noArgs(args); err != nil {
+		return err
+	}
+	c, _, err := a.agentClient(*socket)
+	if err != nil {
+		return err
+	}
+	if err := c.Lock(ctx); err != nil {
+		return agentErr(err)
+	}
+	fmt.Fprintln(a.io.Out, "Agent locked: its keys are wiped.")
+	return nil
+}
+
+// unlockAgent asks for the password, unwraps the account key and hands it to the agent at c.
+func (a *App) unlockAgent(ctx context.Context, c *localapi.Client, u unlockFlags) error {
+	s, err := a.unlock(ctx, u)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	acct := s.vault.Account
+	req := &localapi.Unlock{AccountID: bytes.Clone(acct.ID), AKVersion: acct.AKVersion, AccountKey: bytes.Clone(acct.AK.Bytes())}
+	defer req.Wipe()
+	if err := c.Unlock(ctx, req); err != nil {
+		return agentErr(fmt.Errorf("unlock agent: %w", err))
+	}
+	return nil
+}
+
+func (a *App) agentUnlock(ctx context.Context, args []string) error {
+	fs := a.flags()
+	socket := fs.String("socket", "", "talk to the agent on this socket")
+	var u unlockFlags
+	u.add(fs)
+	args, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := a.noArgs(args); err != nil {
+		return err
+	}
+	c, _, err := a.agentClient(*socket)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Status(ctx); err != nil {
+		return agentErr(err)
+	}
+	if err := a.unlockAgent(ctx, c, u); err != nil {
+		return err
+	}
+	fmt.Fprintln(a.io.Out, "Agent unlocked: `ov run` needs no password until `ov agent lock` or logout.")
+	return nil
+}
+
+func (a *App) agentStart(ctx context.Context, args []string) error {
+	fs := a.flags()
+	var u unlockFlags
+	u.add(fs)
+	args, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := a.noArgs(args); err != nil {
+		return err
+	}
+	// Check the password before starting anything.
+	if _, err := a.loggedIn(); err != nil {
+		return err
+	}
+	socket := localapi.UserSocketPath()
+	if socket == "" {
+		return errors.New("start agent: no runtime directory ($XDG_RUNTIME_DIR) for its socket")
+	}
+	c := localapi.NewClient(&localapi.Endpoint{Socket: socket})
+	how := "already running"
+	if ep, err := localapi.DiscoverWith(localapi.DiscoverOptions{Socket: socket}); err == nil {
+		c = localapi.NewClient(ep)
+	}
+	if _, err := c.Status(ctx); err != nil {
+		if how, err = a.launchUserAgent(ctx, socket); err != nil {
+			return err
+		}
+		ep, err := localapi.DiscoverWith(localapi.DiscoverOptions{Socket: socket})
+		if err != nil {
+			return agentErr(err)
+		}
+		c = localapi.NewClient(ep)
+	}
+	if err := a.unlockAgent(ctx, c, u); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.io.Out, "Agent started (%s) and unlocked on %s.\n`ov run --app APP --env ENV -- CMD` needs no password until `ov agent stop` or logout.\n", how, socket)
+	return nil
+}
+
+// launchUserAgent starts `ov agent serve --user-mode`: under systemd --user when there is one, else
+// as a background process of its own session. It returns once the agent answers.
+func (a *App) launchUserAgent(ctx context.Context, socket string) (string, error) {
+	how := "under systemd --user"
+	exe, err := ovExecutable()
+	if err != nil {
+		return "", fmt.Errorf("start agent: %w", err)
+	}
+	if _, err := agentinstall.InstallUser(ctx, agentinstall.UserOptions{Binary: exe, Start: true}); err != nil {
+		how = "in the background"
+		if err := os.MkdirAll(filepath.Dir(socket), 0o700); err != nil {
+			return "", fmt.Errorf("start agent: %w", err)
+		}
+		cmd := exec.Command(exe, "agent", "serve", "--user-mode", "--socket", socket)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		logf, lerr := os.OpenFile(filepath.Join(filepath.Dir(socket), "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if lerr == nil {
+			cmd.Stdout, cmd.Stderr = logf, logf
+			defer logf.Close()
+		}
+		if err := cmd.Start(); err != nil {
+			return "", fmt.Errorf("start agent: %w", err)
+		}
+		_ = cmd.Process.Release()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ep, err := localapi.DiscoverWith(localapi.DiscoverOptions{Socket: socket})
+		if err == nil {
+			if _, err = localapi.NewClient(ep).Status(ctx); err == nil {
+				return how, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", withCode(ExitUnreachable, fmt.Errorf("start agent: it did not answer on %s within 10s: %v", socket, err))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (a *App) agentStop(ctx context.Context, args []string) error {
+	fs := a.flags()
+	socket := fs.String("socket", "", "talk to the agent on this socket")
+	args, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := a.noArgs(args); err != nil {
+		return err
+	}
+	if *socket == "" {
+		*socket = localapi.UserSocketPath()
+	}
+	ep, err := localapi.DiscoverWith(localapi.DiscoverOptions{Socket: *socket})
+	if err != nil {
+		return agentErr(err)
+	}
+	c := localapi.NewClient(ep)
+	st, err := c.Status(ctx)
+	if err != nil {
+		return agentErr(err)
+	}
+	if err := c.Lock(ctx); err != nil {
+		return agentErr(err)
+	}
+	if m, err := sd.UserManager(ctx); err == nil {
+		_ = m.Stop(ctx, "ov-agent-user.socket")
+		_ = m.Stop(ctx, "ov-agent-user.service")
+		m.Close()
+	}
+	if st.PID != 0 && st.OwnerUID == uint32(os.Getuid()) {
+		_ = syscall.Kill(int(st.PID), syscall.SIGTERM)
+	}
+	fmt.Fprintln(a.io.Out, "Agent locked and stopped.")
+	return nil
+}
+
+// installServer finds the server URL to bake into the agent's unit: --server, $OV_SERVER,
+// /etc/ov/config, or the config of the user who ran sudo.
+func (a *App) installServer() string {
+	if a.g.Server != "" {
+		return a.g.Server
+	}
+	if s := a.env("OV_SERVER"); s != "" {
+		return s
+	}
+	if sys, err := readSystemConfig(systemConfigPath); err == nil && sys["server"] != "" {
+		return sys["server"]
+	}
+	if name := a.env("SUDO_USER"); name != "" {
+		if u, err := user.Lookup(name); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			buf, err := credentials.ReadSecretFile(filepath.Join(u.HomeDir, ".config", "ov", "config"), credentials.ReadOptions{What: "config"}.WithOwner(uid))
+			if err == nil {
+				defer buf.Destroy()
+				var c struct {
+					Server string `json:"server"`
+				}
+				if json.Unmarshal(buf.Bytes(), &c) == nil {
+					return c.Server
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func (a *App) agentInstall(ctx context.Context, args []string) error {
+	fs := a.flags()
+	key := fs.String("machine-key", "", "the machine key file the service reads through LoadCredential= (required)")
+	app := fs.String("app", "", "the app the agent serves (required)")
+	env := fs.String("env", "", "the env the agent serves (required)")
+	usr := fs.String("user", "", "the service account the agent runs as: User= (required; not root)")
+	enable := fs.Bool("enable", false, "ask systemd to reload, enable and start ov-agent.socket")
+	root := fs.String("root", "", "write into this root directory instead of / (implies no --enable)")
+	binary := fs.String("binary", "", "the ov binary ExecStart= runs (default: this one when installed in /usr/bin or /usr/local/bin)")
+	args, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := a.noArgs(args); err != nil {
+		return err
+	}
+	for flag, v := range map[string]string{"--machine-key": *key, "--app": *app, "--env": *env, "--user": *usr} {
+		if v == "" {
+			return usageErr(flag+" is required", "usage: ov "+a.cmd.usage)
+		}
+	}
+	if *usr == "root" || *usr == "0" {
+		return usageErr("--user root is refused: the agent runs as the service account that owns the machine key")
+	}
+	if *root == "" && os.Geteuid() != 0 {
+		return withCode(ExitDenied, errors.New("agent install writes /etc/systemd/system and /etc/ov: run it with sudo"), "or pass --root DIR to write into another root")
+	}
+	server := a.installServer()
+	res, err := agentinstall.Install(ctx, agentinstall.Options{Root: *root, App: *app, Env: *env, User: *usr, MachineKey: *key,
+		Binary: *binary, Server: server, Enable: *enable && *root == ""})
+	if err != nil {
+		if errors.Is(err, agentinstall.ErrInvalid) {
+			return usageErr(err.Error())
+		}
+		return err
+	}
+	if server != "" && *root == "" {
+		if err := writeSystemConfig(systemConfigPath, map[string]string{"server": server}); err != nil {
+			a.warnf("%v", err)
+		}
+	}
+	if a.g.JSON {
+		return a.printJSON(map[string]any{"files": res.Files, "enabled": res.Enabled, "warnings": res.Warnings})
+	}
+	for _, f := range res.Files {
+		mark := "✓"
+		if !f.Changed {
+			mark = "="
+		}
+		fmt.Fprintf(a.io.Out, "%s %s  %s %04o\n", mark, f.Path, f.Owner, f.Mode.Perm())
+	}
+	for _, w := range res.Warnings {
+		a.warnf("%s", w)
+	}
+	if res.Enabled {
+		fmt.Fprintln(a.io.Out, "ov-agent.socket is enabled and listening; systemd starts the agent on the first connection.")
+	}
+	fmt.Fprintf(a.io.Out, `
+Next (user guide §4): confirm the service can read its secrets, then cut the unit over:
+  sudo systemctl stop %[1]s
+  ov run --app %[1]s --env %[2]s --machine-key %[3]s -- /path/to/your/server
+and in /etc/systemd/system/%[1]s.service:
+  ExecStart=/usr/bin/ov run --app %[1]s --env %[2]s --machine-key %[3]s -- /path/to/your/server
+  # EnvironmentFile=...   <- delete this line
+  sudo systemctl daemon-reload && sudo systemctl start %[1]s
+`, *app, *env, *key)
+	return nil
+}
+
+func (a *App) agentUninstall(ctx context.Context, args []string) error {
+	fs := a.flags()
+	root := fs.String("root", "", "remove from this root directory instead of /")
+	args, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := a.noArgs(args); err != nil {
+		return err
+	}
+	res, err := agentinstall.Uninstall(ctx, agentinstall.UninstallOptions{Root: *root})
+	if err != nil {
+		return err
+	}
+	for _, f := range res.Removed {
+		fmt.Fprintf(a.io.Out, "✗ %s\n", f.Path)
+	}
+	if len(res.Removed) == 0 {
+		fmt.Fprintln(a.io.Out, "Nothing to remove.")
+	}
+	return nil
+}
+
+// ovExecutable is the path of the running ov: os.Executable, unless that is not named ov (a test
+// binary running as ov), in which case the path it was started by.
+func ovExecutable() (string, error) {
+	exe, err := os.Executable()
+	if err == nil && filepath.Base(exe) == "ov" {
+		return exe, nil
+	}
+	if p, lerr := exec.LookPath(os.Args[0]); lerr == nil {
+		return filepath.Abs(p)
+	}
+	return exe, err
+}

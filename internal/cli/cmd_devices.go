@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package cli
+
+import (
+	"context"
+	"fmt"
+)
+
+func init() {
+	register(&command{
+		path:     "auth devices",
+		summary:  "list the devices logged in to the account",
+		usage:    "auth devices [--json]",
+		examples: []string{"ov auth devices"},
+		run:      (*App).authDevices,
+	})
+	register(&command{
+		path:     "auth devices revoke",
+		summary:  "revoke a device's API key (a lost laptop): it is refused at its next request",
+		usage:    "auth devices revoke KEY_ID...",
+		examples: []string{"ov auth devices revoke 0123456789abcdef"},
+		run:      (*App).authDevicesRevoke,
+	})
+}
+
+func (a *App) authDevices(ctx context.Context, args []string) error {
+	fs := a.flags()
+	args, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := a.noArgs(args); err != nil {
+		return err
+	}
+	cfg, err := a.loggedIn()
+	if err != nil {
+		return err
+	}
+	defer cfg.wipe()
+	cl, err := a.client(cfg)
+	if err != nil {
+		return err
+	}
+	list, err := cl.Devices(ctx)
+	if err != nil {
+		return fmt.Errorf("list devices: %w", err)
+	}
+	if a.g.JSON {
+		return a.printJSON(list)
+	}
+	for _, d := range list.Devices {
+		state := "active"
+		if d.RevokedAt != nil {
+			state = "revoked " + d.RevokedAt.UTC().Format("2006-01-02")
+		} else if d.LastUsedAt != nil {
+			state = "last used " + d.LastUsedAt.UTC().Format("2006-01-02 15:04")
+		}
+		cur := ""
+		if d.Current {
+			cur = "  (this device)"
+		}
+		fmt.Fprintf(a.io.Out, "%s  %-24s  added %s, %s%s\n", d.KeyID, d.Name, d.CreatedAt.UTC().Format("2006-01-02"), state, cur)
+	}
+	return nil
+}
+
+func (a *App) authDevicesRevoke(ctx context.Context, args []string) error {
+	fs := a.flags()
+	ids, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return usageErr("name the devices to revoke", "`ov auth devices` lists them")
+	}
+	cfg, err := a.loggedIn()
+	if err != nil {
+		return err
+	}
+	defer cfg.wipe()
+	cl, err := a.client(cfg)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id == cfg.DeviceKeyID {
+			return usageErr("that is this device", "use `ov auth logout` to revoke this device's key")
+		}
+		if err := cl.RevokeDevice(ctx, id); err != nil {
+			return fmt.Errorf("revoke device %s: %w", id, err)
+		}
+		fmt.Fprintf(a.io.Out, "✗ device %s revoked\n", id)
+	}
+	return nil
+}
