@@ -18,8 +18,10 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
-# The test command CI runs: vet, every package's tests (race detector on), then a short run of every fuzz target.
-test: vet test-unit fuzz-smoke
+# The test command CI runs: vet, every package's tests (race detector on), a short run of every fuzz
+# target, the units' verification, and the real-systemd end-to-end harness (which says plainly that it
+# skipped when it cannot run: not root, or no systemd-nspawn).
+test: vet test-unit fuzz-smoke units e2e
 
 vet:
 	$(GO) vet ./...
