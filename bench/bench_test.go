@@ -18,6 +18,7 @@ import (
 
 	"github.com/opaquevault/opaquevault/daemon/server"
 	"github.com/opaquevault/opaquevault/internal/cli"
+	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/store/sqlitestore"
 	"github.com/opaquevault/opaquevault/internal/testutil"
 	"github.com/opaquevault/opaquevault/internal/vault"
@@ -59,7 +60,7 @@ func setup(b *testing.B) *world {
 	if err := os.Symlink(exe, w.ov); err != nil {
 		b.Fatal(err)
 	}
-	w.env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin", "OV_SERVER=" + hs.URL,
+	w.env = []string{"HOME=" + dir, "PATH=" + dir + ":/usr/bin:/bin", "OV_SERVER=" + hs.URL,
 		"XDG_CONFIG_HOME=" + filepath.Join(dir, "config"), "XDG_STATE_HOME=" + filepath.Join(dir, "state"),
 		"XDG_CACHE_HOME=" + filepath.Join(dir, "cache")}
 	if err := os.WriteFile(w.path("pw"), []byte("correct horse battery staple"), 0o600); err != nil {
@@ -215,4 +216,81 @@ func BenchmarkRunMachineKeyOffline(b *testing.B) {
 	elapsed := time.Since(start)
 	report(b, elapsed)
 	b.ReportMetric(float64((elapsed/time.Duration(b.N))-baselineCost(b))/1e6, "ms_over_env_true")
+}
+
+// BenchmarkRunAgent is `ov run` served by a warm, unlocked user agent (no password, no key file).
+func BenchmarkRunAgent(b *testing.B) {
+	w := setup(b)
+	w.run(b, "secret", "import", w.writeEnv(b, "fifty.env", 50), "--app", "bench", "--env", "run", "--password-file", w.path("pw"))
+	rt := w.path("rt")
+	if err := os.Mkdir(rt, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	w.env = append(w.env, "XDG_RUNTIME_DIR="+rt)
+	w.run(b, "agent", "start", "--password-file", w.path("pw"), "--rate-per-minute=-1")
+	b.Cleanup(func() {
+		c := exec.Command(w.ov, "agent", "stop")
+		c.Env = w.env
+		_ = c.Run()
+	})
+	real := realBinary(b)
+	w.ov = real
+	w.run(b, "run", "--app", "bench", "--env", "run", "--", "/usr/bin/true") // warm
+	baselineCost(b)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		// Keep under the agent's per-uid rate limit (30 a minute, burst 10; a run is LIST + GET).
+		w.run(b, "run", "--app", "bench", "--env", "run", "--secrets", "SECRET_0000,SECRET_0001", "--", "/usr/bin/true")
+	}
+	elapsed := time.Since(start)
+	report(b, elapsed)
+	b.ReportMetric(float64((elapsed/time.Duration(b.N))-baselineCost(b))/1e6, "ms_over_env_true")
+}
+
+// BenchmarkAgentColdStart is the time from the first connection to the answer when the agent is
+// socket-activated: systemd-socket-activate holds the socket and starts `ov agent serve` on the first
+// connection, as ov-agent.socket does.
+func BenchmarkAgentColdStart(b *testing.B) {
+	activate, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		b.Skip("skip: systemd-socket-activate is missing (apt-get install systemd)")
+	}
+	ov := realBinary(b)
+	dir := testutil.SafeTempDir(b)
+	b.ResetTimer()
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		sock := filepath.Join(dir, fmt.Sprintf("agent-%d.sock", i))
+		cmd := exec.Command(activate, "-l", sock, "--fdname=agent", ov, "agent", "serve", "--user-mode")
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; ; j++ {
+			if _, err := os.Stat(sock); err == nil {
+				break
+			}
+			if j > 500 {
+				b.Fatal("systemd-socket-activate did not bind")
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		b.StartTimer()
+		start := time.Now()
+		ep, err := localapi.DiscoverWith(localapi.DiscoverOptions{Socket: sock})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := localapi.NewClient(ep).Status(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "ms_first_answer")
 }

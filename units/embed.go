@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"text/template"
 	"unicode"
 )
@@ -62,10 +63,13 @@ type Data struct {
 // ErrBadValue means a value cannot be put in a unit file safely.
 var ErrBadValue = errors.New("value not allowed in a unit file")
 
-var tmpl = template.Must(template.New("").Option("missingkey=error").Funcs(template.FuncMap{
-	"arg":  quoteArg,
-	"spec": escapeSpecifiers,
-}).ParseFS(Files, "*.in"))
+// tmpl parses the templates on first use, not at every start of ov.
+var tmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("").Option("missingkey=error").Funcs(template.FuncMap{
+		"arg":  quoteArg,
+		"spec": escapeSpecifiers,
+	}).ParseFS(Files, "*.in"))
+})
 
 // Render returns the unit called name (one of the constants above) filled
 // with d. Errors match [ErrBadValue] when a field holds a control character,
@@ -80,7 +84,7 @@ func Render(name string, d Data) ([]byte, error) {
 		}
 	}
 	var b bytes.Buffer
-	if err := tmpl.ExecuteTemplate(&b, name+".in", d); err != nil {
+	if err := tmpl().ExecuteTemplate(&b, name+".in", d); err != nil {
 		return nil, fmt.Errorf("render %s: %w", name, err)
 	}
 	return b.Bytes(), nil

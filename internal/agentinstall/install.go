@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -108,7 +107,25 @@ func (r *Result) Changed() bool {
 	return len(r.Removed) > 0
 }
 
-var credName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
+// credName matches a credential name: [A-Za-z0-9_][A-Za-z0-9_.-]{0,63} (a function, not a regexp:
+// a bounded repetition would cost ov milliseconds of start-up).
+var credName = nameMatcher{}
+
+type nameMatcher struct{}
+
+func (nameMatcher) MatchString(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || i > 0 && (c == '.' || c == '-')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalid)

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -80,6 +81,15 @@ type Client struct {
 	token string
 	hc    *http.Client
 	shown string
+
+	ttl   time.Duration
+	mu    sync.Mutex
+	cache map[string]cached // GET answers by path, for ttl
+}
+
+type cached struct {
+	body []byte
+	at   time.Time
 }
 
 // ClientOptions tune [NewClient].
@@ -92,6 +102,10 @@ type ClientOptions struct {
 	Insecure bool
 	// Transport replaces the default transport (tests).
 	Transport http.RoundTripper
+	// CacheTTL, when positive, answers a GET from memory for this long after the server did. Only a
+	// long-running process that re-reads the same environments (the agent) sets it; every answer is
+	// still verified by its reader each time, and any write clears the cache.
+	CacheTTL time.Duration
 }
 
 // NewClient returns a client for server, which is https://host[:port], http://127.0.0.1:port (plain
@@ -107,7 +121,7 @@ func NewClient(server string, opts ClientOptions) (*Client, error) {
 	tr, _ := http.DefaultTransport.(*http.Transport)
 	tr = tr.Clone()
 	tr.Proxy = nil // a secrets API never goes through an environment-configured proxy
-	c := &Client{token: opts.Token, shown: server}
+	c := &Client{token: opts.Token, shown: server, ttl: opts.CacheTTL, cache: map[string]cached{}}
 	switch u.Scheme {
 	case "https":
 		c.base = &url.URL{Scheme: "https", Host: u.Host, Path: strings.TrimSuffix(u.Path, "/")}
@@ -162,6 +176,18 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		var err error
 		if b, err = json.Marshal(in); err != nil {
 			return fmt.Errorf("encode request: %w", err)
+		}
+	}
+	if c.ttl > 0 {
+		if method != http.MethodGet {
+			c.mu.Lock()
+			clear(c.cache)
+			c.mu.Unlock()
+		} else if body, ok := c.fresh(path); ok {
+			if out == nil {
+				return nil
+			}
+			return json.Unmarshal(body, out)
 		}
 	}
 	err := c.once(ctx, method, path, b, out)
@@ -234,6 +260,11 @@ func (c *Client) once(ctx context.Context, method, path string, in []byte, out a
 			}
 		}
 		return e
+	}
+	if c.ttl > 0 && method == http.MethodGet {
+		c.mu.Lock()
+		c.cache[path] = cached{body: data, at: time.Now()}
+		c.mu.Unlock()
 	}
 	if out == nil {
 		return nil
@@ -381,4 +412,15 @@ func (c *Client) PutMachineWraps(ctx context.Context, machineID string, r *Machi
 func (c *Client) MachineSelf(ctx context.Context) (*MachineSelf, error) {
 	var out MachineSelf
 	return &out, c.do(ctx, "GET", "/v1/machine", nil, &out)
+}
+
+func (c *Client) fresh(path string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.cache[path]
+	if !ok || time.Since(e.at) > c.ttl {
+		delete(c.cache, path)
+		return nil, false
+	}
+	return e.body, true
 }

@@ -91,6 +91,11 @@ func init() {
 	})
 }
 
+// agentCacheTTL is how long the agent answers from the server's last (verified) answer before asking
+// again: `ov run` through a warm agent costs no network round trip, and a change on the server reaches
+// the agent's callers within this time.
+const agentCacheTTL = 10 * time.Second
+
 // agentOpener turns the key the agent holds into a Source: the machine read path for a machine key,
 // the account path (with this user's config for the server, device key and pinned signing key) for
 // an account key.
@@ -108,7 +113,7 @@ func (a *App) agentOpener(log *logrus.Entry) agent.Opener {
 				return nil, err
 			}
 			tok := mk.Token()
-			cl, err := api.NewClient(server, api.ClientOptions{Token: string(tok)})
+			cl, err := api.NewClient(server, api.ClientOptions{Token: string(tok), CacheTTL: agentCacheTTL})
 			clear(tok)
 			if err != nil {
 				mk.Wipe()
@@ -134,7 +139,11 @@ func (a *App) agentOpener(log *logrus.Entry) agent.Opener {
 			if cfg.AccountID != fmt.Sprintf("%x", k.AccountID) {
 				return nil, fmt.Errorf("open account key: it is for account %x, the config is for %s: %w", k.AccountID, cfg.AccountID, localapi.ErrDenied)
 			}
-			cl, err := a.client(cfg)
+			server, err := a.serverURL(cfg)
+			if err != nil {
+				return nil, err
+			}
+			cl, err := api.NewClient(server, api.ClientOptions{Token: cfg.DeviceToken, CacheTTL: agentCacheTTL})
 			if err != nil {
 				return nil, err
 			}
@@ -191,6 +200,7 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	cred := fs.String("machine-key-credential", "", "load the machine key from $CREDENTIALS_DIRECTORY/NAME (LoadCredential=)")
 	userMode := fs.Bool("user-mode", false, "run as this user's agent: socket under $XDG_RUNTIME_DIR/ov, session bus, waits for `ov agent unlock`")
 	socket := fs.String("socket", "", "bind this socket when systemd passed none")
+	rate := fs.Float64("rate-per-minute", 0, "requests for names or values allowed per uid and minute (default 30, burst 10; -1: no limit)")
 	args, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -200,6 +210,9 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	}
 	log := logrus.NewEntry(sd.NewLogger(map[bool]logrus.Level{true: logrus.DebugLevel, false: logrus.InfoLevel}[a.g.Debug]))
 	cfg := agent.Config{App: *app, Env: *env, MachineKeyCredential: *cred, Open: a.agentOpener(log), Log: log, Version: version.String(), SocketPath: *socket}
+	if *rate != 0 {
+		cfg.Rate = agent.Rate{PerMinute: *rate, Burst: max(1, int(*rate/3))}
+	}
 	if *userMode {
 		cfg.Mode = agent.ModeUser
 		if cfg.SocketPath == "" {
@@ -345,6 +358,7 @@ func (a *App) agentUnlock(ctx context.Context, args []string) error {
 
 func (a *App) agentStart(ctx context.Context, args []string) error {
 	fs := a.flags()
+	rate := fs.Float64("rate-per-minute", 0, "requests for names or values the agent allows a minute (default 30; -1: no limit)")
 	var u unlockFlags
 	u.add(fs)
 	args, err := a.parse(fs, args)
@@ -368,7 +382,7 @@ func (a *App) agentStart(ctx context.Context, args []string) error {
 		c = localapi.NewClient(ep)
 	}
 	if _, err := c.Status(ctx); err != nil {
-		if how, err = a.launchUserAgent(ctx, socket); err != nil {
+		if how, err = a.launchUserAgent(ctx, socket, *rate); err != nil {
 			return err
 		}
 		ep, err := localapi.DiscoverWith(localapi.DiscoverOptions{Socket: socket})
@@ -386,18 +400,25 @@ func (a *App) agentStart(ctx context.Context, args []string) error {
 
 // launchUserAgent starts `ov agent serve --user-mode`: under systemd --user when there is one, else
 // as a background process of its own session. It returns once the agent answers.
-func (a *App) launchUserAgent(ctx context.Context, socket string) (string, error) {
+func (a *App) launchUserAgent(ctx context.Context, socket string, rate float64) (string, error) {
 	how := "under systemd --user"
 	exe, err := ovExecutable()
 	if err != nil {
 		return "", fmt.Errorf("start agent: %w", err)
 	}
-	if _, err := agentinstall.InstallUser(ctx, agentinstall.UserOptions{Binary: exe, Start: true}); err != nil {
+	var installErr error = errors.New("a custom --rate-per-minute needs an agent of its own")
+	if rate == 0 {
+		_, installErr = agentinstall.InstallUser(ctx, agentinstall.UserOptions{Binary: exe, Start: true})
+	}
+	if installErr != nil {
 		how = "in the background"
 		if err := os.MkdirAll(filepath.Dir(socket), 0o700); err != nil {
 			return "", fmt.Errorf("start agent: %w", err)
 		}
 		cmd := exec.Command(exe, "agent", "serve", "--user-mode", "--socket", socket)
+		if rate != 0 {
+			cmd.Args = append(cmd.Args, "--rate-per-minute="+strconv.FormatFloat(rate, 'f', -1, 64))
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		logf, lerr := os.OpenFile(filepath.Join(filepath.Dir(socket), "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if lerr == nil {

@@ -108,7 +108,7 @@ func (a *App) need(t target) error {
 		return usageErr("--env is required", "usage: ov "+a.cmd.usage)
 	}
 	for _, n := range []string{t.app, t.env} {
-		if _, err := envelope.NormalizeName(n); err != nil || !scopeNameRE.MatchString(n) {
+		if _, err := envelope.NormalizeName(n); err != nil || !validScopeName(n) {
 			return usageErr(fmt.Sprintf("invalid app or env name %q: use letters, digits, _ . and -, starting with a letter or digit (at most 128)", n))
 		}
 	}

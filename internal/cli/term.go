@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"unicode"
 
 	"golang.org/x/term"
 )
@@ -24,5 +25,18 @@ func checkVarName(name string) error {
 	return nil
 }
 
-// scopeNameRE is what app and env names may look like: they appear in paths, unit names and commands.
-var scopeNameRE = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N}_.-]{0,127}$`)
+// validScopeName reports whether an app or env name is letters and digits (any script), then also
+// "_", "." and "-", at most 128 characters: names appear in paths, unit names and commands.
+func validScopeName(s string) bool {
+	n := 0
+	for i, r := range s {
+		n++
+		switch {
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+		case i > 0 && (r == '_' || r == '.' || r == '-'):
+		default:
+			return false
+		}
+	}
+	return n > 0 && n <= 128
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opaquevault/opaquevault/internal/api"
@@ -162,6 +163,9 @@ type MachineReader struct {
 	Offline   bool       // use only the cache
 	MaxAge    time.Duration
 	Now       func() time.Time
+
+	savedMu sync.Mutex
+	saved   map[string]uint64 // seq last written to the cache per (app, env), by this process
 }
 
 // ReadInfo says where a read came from.
@@ -313,7 +317,7 @@ func (m *MachineReader) readOnline(ctx context.Context, appName, envName string)
 		return nil, nil, err
 	}
 	info := &ReadInfo{FetchedAt: fetched}
-	if m.Cache != nil {
+	if m.Cache != nil && m.needsSave(appName, envName, st.Seq) {
 		info.CacheErr = m.Cache.save(m.Key, appName, envName, &cacheEntry{FetchedAt: fetched, Self: *self, AppID: appID, EnvID: envID, Env: *st})
 	}
 	return e, info, nil
@@ -374,4 +378,20 @@ func findIDs(list *api.AppList, appName, envName string) (string, string, error)
 		return "", "", fmt.Errorf("find %s/%s: %w", appName, envName, ErrEnvNotFound)
 	}
 	return "", "", fmt.Errorf("find %s/%s: %w", appName, envName, ErrAppNotFound)
+}
+
+// needsSave reports whether (app, env) at seq is not yet in the cache from this process: a long-running
+// reader (the agent) writes the cache when the data changes, not at every request.
+func (m *MachineReader) needsSave(appName, envName string, seq uint64) bool {
+	m.savedMu.Lock()
+	defer m.savedMu.Unlock()
+	if m.saved == nil {
+		m.saved = map[string]uint64{}
+	}
+	k := appName + "\x00" + envName
+	if s, ok := m.saved[k]; ok && s == seq {
+		return false
+	}
+	m.saved[k] = seq
+	return true
 }
