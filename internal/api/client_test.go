@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestClientRefusesPlainHTTPOffLoopback(t *testing.T) {
@@ -67,5 +68,39 @@ func TestClientUnreachable(t *testing.T) {
 	var ue *UnreachableError
 	if !errors.As(err, &ue) || !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("closed server: %v, want an UnreachableError", err)
+	}
+}
+
+func TestClientCacheTTL(t *testing.T) {
+	var gets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			gets.Add(1)
+		}
+		_, _ = w.Write([]byte(`{"apps":[]}`))
+	}))
+	defer srv.Close()
+	c, err := NewClient(srv.URL, ClientOptions{CacheTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if _, err := c.Apps(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if gets.Load() != 1 {
+		t.Fatalf("3 GETs within the TTL reached the server %d times, want 1", gets.Load())
+	}
+	_, _ = c.CreateApp(ctx, &NewApp{AppID: "00", Name: "x"}) // any write clears the cache
+	if _, err := c.Apps(ctx); err != nil || gets.Load() != 2 {
+		t.Fatalf("GET after a write: %v, %d server GETs, want 2", err, gets.Load())
+	}
+	plain, _ := NewClient(srv.URL, ClientOptions{})
+	_, _ = plain.Apps(ctx)
+	_, _ = plain.Apps(ctx)
+	if gets.Load() != 4 {
+		t.Fatalf("a client without CacheTTL cached: %d server GETs, want 4", gets.Load())
 	}
 }
