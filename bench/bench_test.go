@@ -294,3 +294,17 @@ func BenchmarkAgentColdStart(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "ms_first_answer")
 }
+
+// BenchmarkOVVersion is ov's own start-up (`ov --version`), the floor under every ov command.
+func BenchmarkOVVersion(b *testing.B) {
+	ov := realBinary(b)
+	baselineCost(b)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if err := exec.Command(ov, "--version").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	report(b, time.Since(start))
+}
