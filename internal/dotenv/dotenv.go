@@ -243,10 +243,15 @@ func (p *dparser) unquoted(end int, blank bool) ([]byte, bool) {
 	v := bytes.TrimRightFunc(raw[:cut], unicode.IsSpace)
 	switch {
 	case cut == 0:
-		p.c.warn(start, WarnComment, `a value of only a comment is empty here (and in python-dotenv, Node's and Ruby dotenv); `+
-			`godotenv and compose-go take the "#..." as the value`)
+		p.c.warn(start, WarnComment, `a value of only a comment is empty here (and in Node's and Ruby dotenv); `+
+			`godotenv, compose-go and python-dotenv take the "#..." as the value`)
 	case cut == len(raw) && len(v) < len(raw):
 		p.c.warn(start+len(v), WarnWhitespace, "blanks after the value are dropped (docker keeps them)")
+	}
+	if cut > 0 && cut < len(raw) {
+		if raw[cut-1] == '\t' {
+			p.c.warn(start+cut, WarnComment, `a tab before "#" starts a comment here; compose-go needs a space and keeps the tab and the "#..." in the value`)
+		}
 	}
 	if i := bytes.IndexByte(v, '#'); i >= 0 {
 		p.c.warn(start+i, WarnComment, `a "#" without a blank before it is part of the value; Node's and Ruby dotenv `+
@@ -310,6 +315,9 @@ func (p *dparser) singleQuoted() ([]byte, bool) {
 	ok := p.afterQuote()
 	if bytes.Contains(inner, []byte(`\'`)) || bytes.Contains(inner, []byte(`\\`)) {
 		p.c.warn(open, WarnEscape, `\' and \\ in single quotes are kept as written; python-dotenv decodes them to ' and \`)
+	}
+	if bytes.Contains(inner, []byte("${")) {
+		p.c.warn(open, WarnExpansion, "${...} in single quotes is kept literally; python-dotenv expands it even there")
 	}
 	if ok && blankEnds(inner) {
 		p.c.warn(open, WarnWhitespace, "the quoted value starts or ends with blanks; they are kept")

@@ -80,7 +80,7 @@ func TestDotenvComments(t *testing.T) {
 		{name: "node: commented assignment", in: "# COMMENTS=work\n", want: kv()},
 		{name: "rb: comment lines", in: "\n\n\n # HERE GOES FOO \nfoo=bar", want: kv("foo", "bar")},
 		{name: "node: inline comment", in: "INLINE_COMMENTS=inline comments # work #very #well", want: kv("INLINE_COMMENTS", "inline comments")},
-		{name: "py: comment after tab", in: "a=b\t#c", want: kv("a", "b")},
+		{name: "py: comment after tab (compose keeps it)", in: "a=b\t#c", want: kv("a", "b"), warns: []string{WarnComment}},
 		{
 			name: "go: comments fixture", in: "# Full line comment\nqux=thud # fred # other\nfoo=bar # baz\n",
 			want: kv("qux", "thud", "foo", "bar"),
@@ -317,7 +317,8 @@ func TestDotenvDollar(t *testing.T) {
 			name: "expansion off: ${VAR} in double quotes kept", in: `A="{ port: ${PORT}}"`, want: kv("A", "{ port: ${PORT}}"),
 			warns: []string{WarnExpansion},
 		},
-		{name: "expansion off: single quotes never warn", in: "A='$HOME ${HOME} $(id)'", want: kv("A", "$HOME ${HOME} $(id)")},
+		{name: "expansion off: single quotes kept; py expands ${...} there", in: "A='$HOME ${HOME} $(id)'", want: kv("A", "$HOME ${HOME} $(id)"), warns: []string{WarnExpansion}},
+		{name: "expansion off: single quotes without ${ do not warn", in: "A='$HOME $(id)'", want: kv("A", "$HOME $(id)")},
 		{
 			name: "expansion off: escaped dollar unquoted kept", in: `ESCAPED_EXPAND=\$ESCAPED`, want: kv("ESCAPED_EXPAND", `\$ESCAPED`),
 			warns: []string{WarnEscape, WarnExpansion},
