@@ -50,3 +50,18 @@ func Listeners(name string) ([]net.Listener, error) {
 	}
 	return ls, nil
 }
+
+// AllListeners returns every listening socket systemd passed, whatever its FileDescriptorName=
+// (ov-server serves on all of them). It returns nil when the process was not socket-activated,
+// skips descriptors that are not listening sockets, and consumes the LISTEN_* variables.
+func AllListeners() []net.Listener {
+	var ls []net.Listener
+	for _, f := range activation.Files(true) {
+		l, err := net.FileListener(f)
+		f.Close()
+		if err == nil {
+			ls = append(ls, l)
+		}
+	}
+	return ls
+}

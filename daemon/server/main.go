@@ -250,7 +250,7 @@ wait:
 		case serveErr = <-errc:
 			break wait
 		case <-hup:
-			sdNotify(sdReloading())
+			_ = sdReloading()
 			if certs != nil {
 				if err := certs.load(); err != nil {
 					log.WithField("error", err.Error()).Error("reload TLS certificate; keeping the old one")

@@ -4,50 +4,25 @@ package server
 
 import (
 	"net"
-	"strconv"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/activation"
-	"github.com/coreos/go-systemd/v22/daemon"
-	"golang.org/x/sys/unix"
+	"github.com/opaquevault/opaquevault/daemon/sd"
 )
 
-// This file is the server's only use of go-systemd. Style B.1 wants those calls in daemon/sd;
-// when that package exists, these three functions move there unchanged.
+// The server's use of systemd goes through daemon/sd, the only importer of go-systemd.
 
-// systemdListeners returns the listening sockets systemd passed (LISTEN_PID, LISTEN_FDS), if any,
-// and unsets those variables.
-func systemdListeners() []net.Listener {
-	ls, _ := activation.Listeners() // never fails; non-listener fds come back nil
-	out := ls[:0]
-	for _, l := range ls {
-		if l != nil {
-			out = append(out, l)
-		}
-	}
-	return out
-}
+// systemdListeners returns the listening sockets systemd passed, if any, whatever their names, and
+// unsets the LISTEN_* variables.
+func systemdListeners() []net.Listener { return sd.AllListeners() }
 
 // sdNotify sends state to systemd when NOTIFY_SOCKET is set; otherwise it does nothing.
 func sdNotify(state string) error {
-	_, err := daemon.SdNotify(false, state)
+	_, err := sd.Notify(state)
 	return err
 }
 
-// sdReloading is the RELOADING=1 message with the MONOTONIC_USEC systemd wants alongside it.
-func sdReloading() string {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return daemon.SdNotifyReloading
-	}
-	return daemon.SdNotifyReloading + "\nMONOTONIC_USEC=" + strconv.FormatInt(ts.Nano()/1000, 10)
-}
+// sdReloading sends RELOADING=1 with the MONOTONIC_USEC systemd wants alongside it.
+func sdReloading() error { return sd.Reloading() }
 
 // sdWatchdog returns the interval at which systemd expects WATCHDOG=1, or 0.
-func sdWatchdog() time.Duration {
-	d, err := daemon.SdWatchdogEnabled(false)
-	if err != nil {
-		return 0
-	}
-	return d
-}
+func sdWatchdog() time.Duration { return sd.WatchdogInterval() }
