@@ -228,10 +228,13 @@ func BenchmarkRunAgent(b *testing.B) {
 	}
 	w.env = append(w.env, "XDG_RUNTIME_DIR="+rt)
 	w.run(b, "agent", "start", "--password-file", w.path("pw"), "--rate-per-minute=-1")
+	ov, env := w.ov, w.env // w.ov changes below; the real binary's directory is gone by cleanup time
 	b.Cleanup(func() {
-		c := exec.Command(w.ov, "agent", "stop")
-		c.Env = w.env
-		_ = c.Run()
+		c := exec.Command(ov, "agent", "stop")
+		c.Env = env
+		if out, err := c.CombinedOutput(); err != nil {
+			b.Logf("stop the agent: %v\n%s", err, out)
+		}
 	})
 	real := realBinary(b)
 	w.ov = real

@@ -65,9 +65,9 @@ func (a *agentState) handle(ctx context.Context, c net.Conn) {
 	// tokens too, which bounds the log lines another uid can cause.
 	allowed := a.authorized(peer, req.Op)
 	if ok, retry := a.limited(peer.UID, req.Op, allowed); !ok {
-		log.WithField("retry_after", retry.Round(time.Second).String()).Warn("rate limited")
+		log.WithField("retry_after", (retry + time.Second - 1).Truncate(time.Second).String()).Warn("rate limited")
 		a.reply(c, log, req.Op, &localapi.Response{Err: localapi.Errorf(localapi.CodeRateLimited,
-			"too many requests from uid %d; retry in %v", peer.UID, retry.Round(time.Second))})
+			"too many requests from uid %d; retry in %v", peer.UID, (retry + time.Second - 1).Truncate(time.Second))})
 		return
 	}
 	if !allowed {
@@ -124,6 +124,10 @@ func (a *agentState) dispatch(ctx context.Context, log *logrus.Entry, peer peerc
 	case localapi.OpUnlock:
 		return a.unlock(ctx, log, req.Unlock), nil
 	case localapi.OpList, localapi.OpGet:
+		if mcp := mcpAncestor(peer.PID); mcp != 0 {
+			log.WithField("mcp_pid", mcp).Warn("access denied: the caller runs under ov mcp serve")
+			return deny("access denied: a command run by ov mcp serve (pid %d) may not read secrets from the agent", mcp), nil
+		}
 		return a.read(ctx, log, req)
 	}
 	return &localapi.Response{Err: localapi.Errorf(localapi.CodeBadRequest, "unknown request %s", req.Op)}, nil

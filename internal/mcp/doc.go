@@ -21,9 +21,20 @@
 // command chosen to leak a value can always do so: reverse it, encrypt it,
 // send it over the network. [Options.AllowedCommands] limits which programs
 // the model may start; allowing a shell or an interpreter allows anything.
-// On Linux, [Serve] makes its process non-dumpable so that a command cannot
-// write around the redactor through /proc/PPID/fd/1 or read the server's
-// memory.
+// On Linux, [Serve] makes its process non-dumpable so that a command running
+// as an ordinary user cannot write around the redactor through /proc/PPID/fd/1
+// or read the server's memory; that does not hold when ov mcp serve runs as
+// root (CAP_SYS_PTRACE ignores it), nor against a command that reopens the MCP
+// client's own end of the pipe through the client's /proc entries (the client
+// is an ordinary process of the same user). Run ov mcp serve as an ordinary
+// user and restrict commands with [Options.AllowedCommands] where that matters.
+//
+// Commands may not read values from the agent themselves: ov itself is not
+// allowed as a command, and the agent refuses names and values to any process
+// that descends from an ov mcp serve (which makes itself a child subreaper so
+// that daemonized descendants stay in its tree). A command can still reach
+// out of the tree through another service (systemd-run, at, a login shell's
+// existing processes); the allowlist is the control for that.
 //
 // # Short values
 //

@@ -195,7 +195,24 @@ func resolveProgram(argv0 string, allowed []string, dir string) (string, error) 
 			p = abs
 		}
 	}
+	if isOV(p) {
+		return "", fmt.Errorf("run %q: ov itself may not run under ov mcp serve: it could print values the assistant must not see; use the secrets argument instead", argv0)
+	}
 	return p, nil
+}
+
+// isOV reports whether p is the ov binary (this one, or any file called ov).
+func isOV(p string) bool {
+	if filepath.Base(p) == "ov" {
+		return true
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	a, err1 := os.Stat(p)
+	b, err2 := os.Stat(self)
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }
 
 // buildEnv returns base with the secrets added; a secret wins over an
