@@ -22,6 +22,13 @@ const MinRedactLen = 4
 // its own (the lines of a PEM key are 64 bytes).
 const minLineLen = 8
 
+// windowLen and maxWindowed: runs of windowLen bytes of values up to maxWindowed bytes long are
+// redacted on their own (see [NewRedactor]).
+const (
+	windowLen   = 8
+	maxWindowed = 256
+)
+
 // maxJSONDepth bounds how many times a value is JSON-unescaped to find the
 // forms that JSON encoding would turn back into it (see [NewRedactor]).
 const maxJSONDepth = 3
@@ -139,6 +146,21 @@ func NewRedactor(values map[string][]byte) *Redactor {
 			}
 		}
 		clear(fixed)
+		// Pieces of the value: a dump's text column (hexdump -C, xxd, od -c) shows it 16 bytes a line,
+		// and a command may cut it up. Every run of windowLen bytes of a value of up to maxWindowed bytes
+		// is redacted, as text and as hex (longer values, such as keys, are covered line by line above).
+		if len(v) >= 2*windowLen && len(v) <= maxWindowed {
+			for i := 0; i+windowLen <= len(v); i++ {
+				w := v[i : i+windowLen]
+				r.groups[viewRaw].add(w, id)
+				r.groups[viewSquash].add(w, id)
+				h := make([]byte, hex.EncodedLen(windowLen))
+				hex.Encode(h, w)
+				r.groups[viewSquash].add(h, id)
+				r.groups[viewSquash].add(bytes.ToUpper(h), id)
+				clear(h)
+			}
+		}
 		// What JSON-encoding the output would turn into v on the wire: if
 		// v holds `\u003c`, an output holding `<` must go.
 		u := v // u is v or a decoded copy of it, cleared when done with
