@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/opaquevault/opaquevault/daemon/peercred"
+	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/remote"
 	"github.com/opaquevault/opaquevault/internal/secmem"
@@ -216,8 +217,11 @@ func (a *agentState) read(ctx context.Context, log *logrus.Entry, req *localapi.
 
 func (a *agentState) readFailed(log *logrus.Entry, app, env string, err error) *localapi.Response {
 	code := localapi.CodeOf(err)
-	if errors.Is(err, remote.ErrAppNotFound) || errors.Is(err, remote.ErrEnvNotFound) {
+	switch {
+	case errors.Is(err, remote.ErrAppNotFound), errors.Is(err, remote.ErrEnvNotFound):
 		code = localapi.CodeNotFound
+	case errors.Is(err, api.ErrUnreachable), errors.Is(err, remote.ErrNoCache), errors.Is(err, remote.ErrCacheTooOld):
+		code = localapi.CodeServerDown
 	}
 	log.WithError(err).WithField("code", string(code)).Warn("read failed")
 	return &localapi.Response{Err: localapi.Errorf(code, "read %s/%s: %v", app, env, err)}

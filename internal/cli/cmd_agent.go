@@ -239,6 +239,10 @@ func agentErr(err error) error {
 	switch {
 	case errors.Is(err, localapi.ErrUnreachable):
 		return withCode(ExitUnreachable, err, "start one with `ov agent start` (or `sudo systemctl start ov-agent.socket` on a server)")
+	case errors.Is(err, localapi.ErrServerDown):
+		return withCode(ExitUnreachable, err, "is ov-server running? `journalctl -u ov-agent` (or the agent's log) says more")
+	case errors.Is(err, localapi.ErrRateLimited):
+		return withCode(ExitFailure, err)
 	case errors.Is(err, localapi.ErrLocked):
 		return withCode(ExitLocked, err, "run `ov agent unlock`")
 	case errors.Is(err, localapi.ErrDenied), errors.Is(err, localapi.ErrUntrusted):

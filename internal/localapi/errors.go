@@ -18,6 +18,8 @@ const (
 	CodeBadRequest  Code = "bad_request"  // malformed or invalid request
 	CodeRateLimited Code = "rate_limited" // too many requests from this uid
 	CodeInternal    Code = "internal"     // anything else
+	// CodeServerDown: the agent could not reach ov-server and had no usable cached copy.
+	CodeServerDown Code = "server_unreachable"
 )
 
 // Sentinel errors: an [*Error] from the agent matches the one of its code
@@ -37,6 +39,8 @@ var (
 	// listener's uid failed a check: something may be impersonating the
 	// agent. The CLI maps it to exit code 4.
 	ErrUntrusted = errors.New("agent socket not trusted")
+	// ErrServerDown: the agent could not reach ov-server (and had nothing usable cached).
+	ErrServerDown = errors.New("the agent cannot reach ov-server")
 	// ErrProtocol: the agent's answer is malformed.
 	ErrProtocol = errors.New("malformed agent message")
 )
@@ -48,6 +52,7 @@ var codeErrs = map[Code]error{
 	CodeBadRequest:  ErrBadRequest,
 	CodeRateLimited: ErrRateLimited,
 	CodeInternal:    ErrInternal,
+	CodeServerDown:  ErrServerDown,
 }
 
 // Error is an error answered by the agent. Message is written by the agent
@@ -88,7 +93,7 @@ func CodeOf(err error) Code {
 		}
 		return CodeInternal
 	}
-	for _, c := range []Code{CodeLocked, CodeDenied, CodeNotFound, CodeBadRequest, CodeRateLimited} {
+	for _, c := range []Code{CodeLocked, CodeDenied, CodeNotFound, CodeBadRequest, CodeRateLimited, CodeServerDown} {
 		if errors.Is(err, codeErrs[c]) {
 			return c
 		}
