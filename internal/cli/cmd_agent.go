@@ -543,6 +543,13 @@ func (a *App) agentInstall(ctx context.Context, args []string) error {
 	if *root == "" && os.Geteuid() != 0 {
 		return withCode(ExitDenied, errors.New("agent install writes /etc/systemd/system and /etc/ov: run it with sudo"), "or pass --root DIR to write into another root")
 	}
+	if fi, err := os.Stat(filepath.Join(*root, *key)); err != nil {
+		a.warnf("the machine key %s cannot be found (%v): the agent will fail to start until it exists", *key, unwrapPathErr(err))
+	} else if u, err := user.Lookup(*usr); err == nil && *root == "" {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && strconv.Itoa(int(st.Uid)) != u.Uid {
+			a.warnf("the machine key %s is owned by uid %d, not by %s: the agent (User=%s) will refuse it", *key, st.Uid, *usr, *usr)
+		}
+	}
 	server := a.installServer()
 	res, err := agentinstall.Install(ctx, agentinstall.Options{Root: *root, App: *app, Env: *env, User: *usr, MachineKey: *key,
 		Binary: *binary, Server: server, Enable: *enable && *root == ""})

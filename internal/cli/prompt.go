@@ -27,7 +27,8 @@ func (a *App) readSecretInput(prompt, file string, confirm bool) ([]byte, error)
 	}
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
-		return nil, usageErr("no terminal to ask for the "+prompt+" on", "pass --password-file FILE (a 0600 file holding it); ov never takes a password on the command line or from the environment")
+		return nil, withCode(ExitLocked, errors.New("locked: no terminal to ask for the "+prompt+" on"),
+			"pass --password-file FILE (a 0600 file holding it), or unlock an agent with `ov agent start`; ov never takes a password on the command line or from the environment")
 	}
 	defer tty.Close()
 	ask := func(p string) ([]byte, error) {
