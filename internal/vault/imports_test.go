@@ -11,8 +11,6 @@ import (
 	"testing"
 )
 
-// TestPackageHygiene checks house style B.2: a package doc comment, and an
-// SPDX header as the first line of every Go file.
 // TestImports keeps the layering: vault may import envelope (formats) and
 // secmem (locked memory for keys), and nothing else from this module.
 func TestImports(t *testing.T) {
