@@ -203,7 +203,9 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 		msg = a.io.Err
 	}
 	if replaced != "" && replaced != issued.ID {
-		if err := s.vault.Client.RevokeMachine(ctx, replaced); err != nil {
+		if err := s.vault.Client.RevokeMachine(ctx, replaced); errors.Is(err, api.ErrNotFound) {
+			fmt.Fprintf(msg, "The replaced machine key %s was already revoked.\n", replaced)
+		} else if err != nil {
 			a.warnf("revoke the replaced key %s: %v; revoke it with `ov auth machine-key revoke %s`", replaced, err, replaced)
 		} else {
 			fmt.Fprintf(msg, "Revoked the replaced machine key %s.\n", replaced)

@@ -150,7 +150,7 @@ func (a *App) readWithMachineKey(ctx context.Context, t target, mf machineFlags,
 func machineError(err error, t target) error {
 	switch {
 	case errors.Is(err, remote.ErrOutOfScope):
-		return withCode(ExitDenied, err, "derive a key for this app and env: ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --out /etc/ov/"+t.app+".key")
+		return withCode(ExitDenied, err, "derive a key for this app and env: ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --out /etc/ov/"+t.app+"-"+t.env+".key")
 	case errors.Is(err, remote.ErrMachineUnknown):
 		return withCode(ExitRejected, err, "re-derive it: ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --force --out PATH")
 	case errors.Is(err, vault.ErrGrantExpired):
