@@ -230,6 +230,15 @@ func (a *App) parse(fs *pflag.FlagSet, args []string) ([]string, error) {
 	return fs.Args(), nil
 }
 
+// parseNone parses the command's flags and refuses positional arguments.
+func (a *App) parseNone(fs *pflag.FlagSet, args []string) error {
+	rest, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	return a.noArgs(rest)
+}
+
 // noArgs refuses positional arguments.
 func (a *App) noArgs(args []string) error {
 	if len(args) > 0 {

@@ -201,11 +201,7 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	userMode := fs.Bool("user-mode", false, "run as this user's agent: socket under $XDG_RUNTIME_DIR/ov, session bus, waits for `ov agent unlock`")
 	socket := fs.String("socket", "", "bind this socket when systemd passed none")
 	rate := fs.Float64("rate-per-minute", 0, "requests for names or values allowed per uid and minute (default 30, burst 10; -1: no limit)")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	log := logrus.NewEntry(sd.NewLogger(map[bool]logrus.Level{true: logrus.DebugLevel, false: logrus.InfoLevel}[a.g.Debug]))
@@ -256,11 +252,7 @@ func agentErr(err error) error {
 func (a *App) agentStatus(ctx context.Context, args []string) error {
 	fs := a.flags()
 	socket := fs.String("socket", "", "talk to the agent on this socket")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	c, ep, err := a.agentClient(*socket)
@@ -300,11 +292,7 @@ func (a *App) agentStatus(ctx context.Context, args []string) error {
 func (a *App) agentLock(ctx context.Context, args []string) error {
 	fs := a.flags()
 	socket := fs.String("socket", "", "talk to the agent on this socket")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	c, _, err := a.agentClient(*socket)
@@ -339,11 +327,7 @@ func (a *App) agentUnlock(ctx context.Context, args []string) error {
 	socket := fs.String("socket", "", "talk to the agent on this socket")
 	var u unlockFlags
 	u.add(fs)
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	c, _, err := a.agentClient(*socket)
@@ -365,11 +349,7 @@ func (a *App) agentStart(ctx context.Context, args []string) error {
 	rate := fs.Float64("rate-per-minute", 0, "requests for names or values the agent allows a minute (default 30; -1: no limit)")
 	var u unlockFlags
 	u.add(fs)
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	// Check the password before starting anything.
@@ -452,11 +432,7 @@ func (a *App) launchUserAgent(ctx context.Context, socket string, rate float64) 
 func (a *App) agentStop(ctx context.Context, args []string) error {
 	fs := a.flags()
 	socket := fs.String("socket", "", "talk to the agent on this socket")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	if *socket == "" {
@@ -525,11 +501,7 @@ func (a *App) agentInstall(ctx context.Context, args []string) error {
 	enable := fs.Bool("enable", false, "ask systemd to reload, enable and start ov-agent.socket")
 	root := fs.String("root", "", "write into this root directory instead of / (implies no --enable)")
 	binary := fs.String("binary", "", "the ov binary ExecStart= runs (default: this one when installed in /usr/bin or /usr/local/bin)")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	for flag, v := range map[string]string{"--machine-key": *key, "--app": *app, "--env": *env, "--user": *usr} {
@@ -595,11 +567,7 @@ and in /etc/systemd/system/%[1]s.service:
 func (a *App) agentUninstall(ctx context.Context, args []string) error {
 	fs := a.flags()
 	root := fs.String("root", "", "remove from this root directory instead of /")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	res, err := agentinstall.Uninstall(ctx, agentinstall.UninstallOptions{Root: *root})

@@ -67,11 +67,7 @@ func (a *App) authRegister(ctx context.Context, args []string) error {
 	pwFile := fs.String("password-file", "", "read the master password from this 0600 file instead of the terminal")
 	kitFile := fs.String("emergency-kit", "", "write the Emergency Kit to this new 0600 file instead of printing it")
 	device := fs.String("device-name", defaultDeviceName(), "a name for this device in `ov auth devices`")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	if *email == "" {
@@ -180,11 +176,7 @@ func (a *App) authLogin(ctx context.Context, args []string) error {
 	pwFile := fs.String("password-file", "", "read the master password from this 0600 file instead of the terminal")
 	askFile := fs.String("secret-key-file", "", "read the Account Secret Key from this 0600 file (default: the config's, else the terminal)")
 	device := fs.String("device-name", defaultDeviceName(), "a name for this device in `ov auth devices`")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	path, err := a.configPath()
@@ -291,11 +283,7 @@ func (a *App) authLogin(ctx context.Context, args []string) error {
 func (a *App) authLogout(ctx context.Context, args []string) error {
 	fs := a.flags()
 	forget := fs.Bool("forget", false, "also delete the config file, including the saved Account Secret Key")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	cfg, path, err := a.loadConfig()
@@ -329,11 +317,7 @@ func (a *App) authLogout(ctx context.Context, args []string) error {
 
 func (a *App) authStatus(ctx context.Context, args []string) error {
 	fs := a.flags()
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	cfg, path, err := a.loadConfig()

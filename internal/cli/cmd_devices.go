@@ -26,22 +26,14 @@ func init() {
 
 func (a *App) authDevices(ctx context.Context, args []string) error {
 	fs := a.flags()
-	args, err := a.parse(fs, args)
-	if err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
-	if err := a.noArgs(args); err != nil {
-		return err
-	}
-	cfg, err := a.loggedIn()
+	cfg, cl, err := a.loggedInClient()
 	if err != nil {
 		return err
 	}
 	defer cfg.wipe()
-	cl, err := a.client(cfg)
-	if err != nil {
-		return err
-	}
 	list, err := cl.Devices(ctx)
 	if err != nil {
 		return fmt.Errorf("list devices: %w", err)
@@ -74,15 +66,11 @@ func (a *App) authDevicesRevoke(ctx context.Context, args []string) error {
 	if len(ids) == 0 {
 		return usageErr("name the devices to revoke", "`ov auth devices` lists them")
 	}
-	cfg, err := a.loggedIn()
+	cfg, cl, err := a.loggedInClient()
 	if err != nil {
 		return err
 	}
 	defer cfg.wipe()
-	cl, err := a.client(cfg)
-	if err != nil {
-		return err
-	}
 	for _, id := range ids {
 		if id == cfg.DeviceKeyID {
 			return usageErr("that is this device", "use `ov auth logout` to revoke this device's key")

@@ -91,11 +91,7 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 	serverCfg := fs.Bool("server-config", false, "also write the server URL to /etc/ov/config, for services without an account config")
 	var u unlockFlags
 	u.add(fs)
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
@@ -250,22 +246,14 @@ func currentUserName() string {
 
 func (a *App) machineKeyList(ctx context.Context, args []string) error {
 	fs := a.flags()
-	args, err := a.parse(fs, args)
-	if err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
-	if err := a.noArgs(args); err != nil {
-		return err
-	}
-	cfg, err := a.loggedIn()
+	cfg, cl, err := a.loggedInClient()
 	if err != nil {
 		return err
 	}
 	defer cfg.wipe()
-	cl, err := a.client(cfg)
-	if err != nil {
-		return err
-	}
 	v := &remote.Vault{Client: cl, Account: &remote.Account{SignPub: cfg.SignPub}}
 	ms, err := v.Machines(ctx)
 	if err != nil {
@@ -333,13 +321,8 @@ func (a *App) machineKeyRevoke(ctx context.Context, args []string) error {
 	if *all == (len(ids) > 0) {
 		return usageErr("name the machine keys to revoke, or pass --all", "`ov auth machine-key list` shows them")
 	}
-	cfg, err := a.loggedIn()
+	cfg, cl, err := a.loggedInClient()
 	if err != nil {
-		return err
-	}
-	cl, err := a.client(cfg)
-	if err != nil {
-		cfg.wipe()
 		return err
 	}
 	lister := &remote.Vault{Client: cl, Account: &remote.Account{SignPub: cfg.SignPub}}

@@ -34,11 +34,7 @@ func (a *App) mcpServe(ctx context.Context, args []string) error {
 	env := fs.String("env", "", "the env tools use when the assistant names none")
 	allow := fs.StringArray("allow", nil, "only let run_command start this program (repeatable; default: any)")
 	maxOut := fs.Int("max-output", 64<<10, "bytes of each output stream returned to the assistant")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	if a.g.JSON {
@@ -51,7 +47,7 @@ func (a *App) mcpServe(ctx context.Context, args []string) error {
 	if f, ok := in.(*os.File); ok && isTerminal(f) {
 		a.warnf("mcp serve waits for an MCP client on stdin; register it with your assistant, for example: claude mcp add opaquevault -- ov mcp serve")
 	}
-	err = mcp.Serve(ctx, in, out, mcp.NewAgentSource(nil), mcp.Options{
+	err := mcp.Serve(ctx, in, out, mcp.NewAgentSource(nil), mcp.Options{
 		Version: version.String(), DefaultApp: *app, DefaultEnv: *env, AllowedCommands: *allow, MaxOutput: *maxOut,
 		Log: logrus.NewEntry(log),
 	})

@@ -20,11 +20,7 @@ func (a *App) changePassword(ctx context.Context, args []string) error {
 	keep := fs.Bool("keep-machine-keys", false, "keep the machine keys working (they do not derive from the password)")
 	oldFile := fs.String("password-file", "", "read the current master password from this 0600 file")
 	newFile := fs.String("new-password-file", "", "read the new master password from this 0600 file")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	if *revoke && *keep {

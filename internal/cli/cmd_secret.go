@@ -621,22 +621,14 @@ func (a *App) secretExport(ctx context.Context, args []string) error {
 
 func (a *App) appList(ctx context.Context, args []string) error {
 	fs := a.flags()
-	args, err := a.parse(fs, args)
-	if err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
-	if err := a.noArgs(args); err != nil {
-		return err
-	}
-	cfg, err := a.loggedIn()
+	cfg, cl, err := a.loggedInClient()
 	if err != nil {
 		return err
 	}
 	defer cfg.wipe()
-	cl, err := a.client(cfg)
-	if err != nil {
-		return err
-	}
 	list, err := cl.Apps(ctx)
 	if err != nil {
 		return fmt.Errorf("list apps: %w", err)
@@ -675,25 +667,17 @@ func (a *App) appList(ctx context.Context, args []string) error {
 func (a *App) envList(ctx context.Context, args []string) error {
 	fs := a.flags()
 	app := fs.String("app", "", "the app (required)")
-	args, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := a.noArgs(args); err != nil {
+	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
 	if *app == "" {
 		return usageErr("--app is required", "usage: ov "+a.cmd.usage)
 	}
-	cfg, err := a.loggedIn()
+	cfg, cl, err := a.loggedInClient()
 	if err != nil {
 		return err
 	}
 	defer cfg.wipe()
-	cl, err := a.client(cfg)
-	if err != nil {
-		return err
-	}
 	list, err := cl.Apps(ctx)
 	if err != nil {
 		return fmt.Errorf("list envs: %w", err)

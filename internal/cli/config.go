@@ -166,3 +166,17 @@ func sameServer(a, b string) bool {
 	}
 	return norm(a) == norm(b)
 }
+
+// loggedInClient loads a logged-in config and a client for its server. The caller wipes the config.
+func (a *App) loggedInClient() (*Config, *api.Client, error) {
+	cfg, err := a.loggedIn()
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := a.client(cfg)
+	if err != nil {
+		cfg.wipe()
+		return nil, nil, err
+	}
+	return cfg, cl, nil
+}
