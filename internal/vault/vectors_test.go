@@ -17,8 +17,8 @@ import (
 	"github.com/opaquevault/opaquevault/internal/envelope"
 )
 
-// vectors mirrors testdata/vectors.json, a verbatim copy of
-// shared/design/vectors/vectors.json. Expected values are never edited: if one
+// vectors mirrors testdata/vectors.json, the known-answer vectors of
+// docs/design/crypto.md §6. Expected values are never edited: if one
 // disagrees, the code is wrong.
 type vectors struct {
 	AccountKeyWrap struct{ AAD, Wrapped string } `json:"account_key_wrap"`
@@ -217,19 +217,17 @@ func newFixture(t testing.TB) *fixture {
 	return f
 }
 
+// vectorsSHA256 is the digest of testdata/vectors.json as the design published
+// it. The file is never edited; a change to it fails here, not silently.
+const vectorsSHA256 = "97afa41a359be5ac886abbef8c02484399d64f7aa2c552f91a66238e68752f84"
+
 func TestVectorsFileIsVerbatim(t *testing.T) {
-	// The copy in testdata must stay byte-identical to the design's file when
-	// both are present (the design directory is outside the module).
-	want, err := os.ReadFile("../../../shared/design/vectors/vectors.json")
-	if err != nil {
-		t.Skip("design vectors not present:", err)
-	}
 	got, err := os.ReadFile("testdata/vectors.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("testdata/vectors.json differs from shared/design/vectors/vectors.json")
+	if sum := sha256.Sum256(got); hex.EncodeToString(sum[:]) != vectorsSHA256 {
+		t.Fatalf("testdata/vectors.json has sha256 %x, not the published %s", sum, vectorsSHA256)
 	}
 }
 
@@ -519,11 +517,11 @@ func TestVectorsTokens(t *testing.T) {
 
 // TestVectorsTables checks that crypto.md §6.2's output table (as kept in
 // vectors_tables.md) agrees with vectors.json, so the two published forms
-// cannot drift apart. It skips when the design directory is absent.
+// cannot drift apart.
 func TestVectorsTables(t *testing.T) {
-	md, err := os.ReadFile("../../../shared/design/vectors/vectors_tables.md")
+	md, err := os.ReadFile("testdata/vectors_tables.md")
 	if err != nil {
-		t.Skip("design tables not present:", err)
+		t.Fatal(err)
 	}
 	v := loadVectors(t)
 	want := map[string]string{
@@ -560,12 +558,11 @@ func TestVectorsTables(t *testing.T) {
 
 // TestVectorsCryptoMD checks that every hex value and token in crypto.md §6.2
 // (inputs and outputs) is a value of vectors.json, which the tests above
-// reproduce byte for byte; so §6.2 is proven too. It skips when the design
-// directory is absent.
+// reproduce byte for byte; so §6.2 is proven too.
 func TestVectorsCryptoMD(t *testing.T) {
-	md, err := os.ReadFile("../../../shared/design/crypto.md")
+	md, err := os.ReadFile("../../docs/design/crypto.md")
 	if err != nil {
-		t.Skip("crypto.md not present:", err)
+		t.Fatal(err)
 	}
 	start := bytes.Index(md, []byte("### 6.2"))
 	end := bytes.Index(md, []byte("### 6.3"))
