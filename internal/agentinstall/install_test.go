@@ -134,7 +134,7 @@ func TestInstallFinalState(t *testing.T) {
 			t.Errorf("%s: %v %d:%d, want root:root 0644", p, m.mode, m.uid, m.gid)
 		}
 	}
-	if got := string(stat(t, filepath.Join(root, "etc/ov/agent.socket")).data); got != "version=1\nsocket=/run/ov/agent.sock\nlistener_uids=0\n" {
+	if got := string(stat(t, filepath.Join(root, "etc/ov/agent.socket")).data); got != "version=1 socket=/run/ov/agent.sock listener_uids=0\n" {
 		t.Errorf("rendezvous %q", got)
 	}
 	// The client's own checks accept it.

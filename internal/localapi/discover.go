@@ -141,7 +141,7 @@ func UserSocketPath() string {
 // above it must be owned by root and not writable by group or others, no
 // component may be a symbolic link, the file must be regular with one link;
 // its contents must be version=1, an absolute socket= path and a non-empty
-// listener_uids= list, one key=value per line. A missing file is returned
+// listener_uids= list (see [ParseRendezvous]). A missing file is returned
 // as fs.ErrNotExist; every other failure matches [ErrUntrusted].
 func ReadRendezvous(path string) (*Endpoint, error) {
 	b, err := readRootFile(path, maxRendezvous)
@@ -156,45 +156,21 @@ func ReadRendezvous(path string) (*Endpoint, error) {
 	return ep, nil
 }
 
-// ParseRendezvous parses the contents of a rendezvous file.
+// ParseRendezvous parses the contents of a rendezvous file: key=value fields
+// separated by blanks, on one line as [FormatRendezvous] writes them (or one
+// per line, as files written by earlier versions have them); a line whose
+// first non-blank character is # is a comment.
 func ParseRendezvous(b []byte) (*Endpoint, error) {
 	seen := map[string]bool{}
 	ep := &Endpoint{System: true}
 	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
 			continue
 		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("line %d: want key=value", i+1)
-		}
-		if seen[k] {
-			return nil, fmt.Errorf("line %d: %s given twice", i+1, k)
-		}
-		seen[k] = true
-		switch k {
-		case "version":
-			if v != "1" {
-				return nil, fmt.Errorf("line %d: unsupported version %q", i+1, v)
+		for _, field := range strings.Fields(line) {
+			if err := ep.setRendezvousField(field, seen); err != nil {
+				return nil, fmt.Errorf("line %d: %w", i+1, err)
 			}
-		case "socket":
-			if !filepath.IsAbs(v) || filepath.Clean(v) != v || strings.ContainsAny(v, "\x00") {
-				return nil, fmt.Errorf("line %d: socket must be a clean absolute path", i+1)
-			}
-			ep.Socket = v
-		case "listener_uids":
-			for _, f := range strings.Split(v, ",") {
-				u, err := strconv.ParseUint(strings.TrimSpace(f), 10, 32)
-				if err != nil {
-					return nil, fmt.Errorf("line %d: listener_uids: %q is not a uid", i+1, f)
-				}
-				if !slices.Contains(ep.ListenerUIDs, uint32(u)) {
-					ep.ListenerUIDs = append(ep.ListenerUIDs, uint32(u))
-				}
-			}
-		default:
-			return nil, fmt.Errorf("line %d: unknown key %q", i+1, k)
 		}
 	}
 	for _, k := range []string{"version", "socket", "listener_uids"} {
@@ -205,9 +181,47 @@ func ParseRendezvous(b []byte) (*Endpoint, error) {
 	return ep, nil
 }
 
-// FormatRendezvous is the contents of a rendezvous file for ep.
+// setRendezvousField applies one key=value field of a rendezvous file.
+func (ep *Endpoint) setRendezvousField(field string, seen map[string]bool) error {
+	k, v, ok := strings.Cut(field, "=")
+	if !ok {
+		return fmt.Errorf("want key=value, not %q", field)
+	}
+	if seen[k] {
+		return fmt.Errorf("%s given twice", k)
+	}
+	seen[k] = true
+	switch k {
+	case "version":
+		if v != "1" {
+			return fmt.Errorf("unsupported version %q", v)
+		}
+	case "socket":
+		if !filepath.IsAbs(v) || filepath.Clean(v) != v || strings.ContainsAny(v, "\x00") {
+			return fmt.Errorf("socket must be a clean absolute path")
+		}
+		ep.Socket = v
+	case "listener_uids":
+		for _, f := range strings.Split(v, ",") {
+			u, err := strconv.ParseUint(f, 10, 32)
+			if err != nil {
+				return fmt.Errorf("listener_uids: %q is not a uid", f)
+			}
+			if !slices.Contains(ep.ListenerUIDs, uint32(u)) {
+				ep.ListenerUIDs = append(ep.ListenerUIDs, uint32(u))
+			}
+		}
+	default:
+		return fmt.Errorf("unknown key %q", k)
+	}
+	return nil
+}
+
+// FormatRendezvous is the contents of a rendezvous file for ep: one line of
+// blank-separated key=value fields, e.g.
+// "version=1 socket=/run/ov/agent.sock listener_uids=0".
 func FormatRendezvous(ep *Endpoint) []byte {
-	return []byte("version=1\nsocket=" + ep.Socket + "\nlistener_uids=" + joinUIDs(ep.ListenerUIDs) + "\n")
+	return []byte("version=1 socket=" + ep.Socket + " listener_uids=" + joinUIDs(ep.ListenerUIDs) + "\n")
 }
 
 func joinUIDs(u []uint32) string {

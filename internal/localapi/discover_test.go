@@ -147,12 +147,16 @@ func rendezvous(sock string) string {
 }
 
 func TestParseRendezvous(t *testing.T) {
-	ep, err := localapi.ParseRendezvous([]byte("version=1\nsocket=/run/ov/agent.sock\nlistener_uids=0\n"))
-	if err != nil || ep.Socket != "/run/ov/agent.sock" || len(ep.ListenerUIDs) != 1 || ep.ListenerUIDs[0] != 0 || !ep.System {
-		t.Fatalf("ParseRendezvous = %+v, %v", ep, err)
-	}
-	if got := string(localapi.FormatRendezvous(ep)); got != "version=1\nsocket=/run/ov/agent.sock\nlistener_uids=0\n" {
-		t.Errorf("FormatRendezvous = %q", got)
+	// One line, as written now; one key per line, as earlier versions wrote it.
+	const oneLine = "version=1 socket=/run/ov/agent.sock listener_uids=0\n"
+	for _, s := range []string{oneLine, "version=1\nsocket=/run/ov/agent.sock\nlistener_uids=0\n", "# c\n  version=1\tsocket=/run/ov/agent.sock \nlistener_uids=0"} {
+		ep, err := localapi.ParseRendezvous([]byte(s))
+		if err != nil || ep.Socket != "/run/ov/agent.sock" || len(ep.ListenerUIDs) != 1 || ep.ListenerUIDs[0] != 0 || !ep.System {
+			t.Fatalf("ParseRendezvous(%q) = %+v, %v", s, ep, err)
+		}
+		if got := string(localapi.FormatRendezvous(ep)); got != oneLine {
+			t.Errorf("FormatRendezvous = %q, want %q", got, oneLine)
+		}
 	}
 	for name, s := range map[string]string{
 		"no version":        "socket=/a\nlistener_uids=0\n",
@@ -167,6 +171,9 @@ func TestParseRendezvous(t *testing.T) {
 		"negative uid":      "version=1\nsocket=/a\nlistener_uids=-1\n",
 		"uid out of range":  "version=1\nsocket=/a\nlistener_uids=4294967296\n",
 		"empty uid in list": "version=1\nsocket=/a\nlistener_uids=0,\n",
+		"one line, dup key": "version=1 socket=/a socket=/a listener_uids=0\n",
+		"one line, junk":    "version=1 socket=/a listener_uids=0 x\n",
+		"blank in uids":     "version=1 socket=/a listener_uids=0, 1\n",
 	} {
 		if _, err := localapi.ParseRendezvous([]byte(s)); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -35,7 +35,7 @@
 // # Finding the agent, and trusting it
 //
 // [Discover] looks for the root-owned rendezvous file /etc/ov/agent.socket
-// written by `ov agent install` (lines version=1, socket=PATH,
+// written by `ov agent install` (one line: version=1 socket=PATH
 // listener_uids=UID,…). The file and every directory above it must be owned
 // by root and not writable by group or others, and so must the socket's
 // directory; after connect, the uid that created the listening socket
