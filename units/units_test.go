@@ -98,8 +98,13 @@ func TestSystemUnits(t *testing.T) {
 	if sc := s["SystemCallFilter"]; len(sc) != 2 || sc[0] != "@system-service" || sc[1] != "~@privileged" {
 		t.Errorf("SystemCallFilter=%q", sc)
 	}
-	if _, ok := svc["Install"]; ok {
-		t.Error("ov-agent.service has an [Install] section; only its socket may start it")
+	// Enabled itself (the guide's `systemctl enable --now ov-agent`), and its
+	// socket with it.
+	if got := svc["Install"]["WantedBy"]; len(got) != 1 || got[0] != "multi-user.target" {
+		t.Errorf("ov-agent.service WantedBy=%q", got)
+	}
+	if got := svc["Install"]["Also"]; len(got) != 1 || got[0] != "ov-agent.socket" {
+		t.Errorf("ov-agent.service Also=%q", got)
 	}
 	if r := svc["Unit"]["Requires"]; len(r) != 1 || r[0] != "ov-agent.socket" {
 		t.Errorf("Requires=%q", r)

@@ -410,18 +410,21 @@ func under(root, p string) string {
 	return filepath.Join(root, p)
 }
 
-// enable asks PID 1 to reload, enable and start the socket, and to restart
-// the agent when its units changed.
+// enable does what the guide says --enable does (`systemctl daemon-reload &&
+// systemctl enable --now ov-agent`), over D-Bus: reload, enable the service
+// and its socket, restart them if their units changed, and start the service
+// (and with it the socket), so that the key is loaded and checked now and at
+// every boot.
 func enable(ctx context.Context, socketChanged, serviceChanged, busChanged bool) error {
 	m, err := sd.SystemManager(ctx)
 	if err != nil {
-		return fmt.Errorf("enable agent: %w (files are written; run: systemctl daemon-reload && systemctl enable --now %s)", err, units.AgentSocket)
+		return fmt.Errorf("enable agent: %w (files are written; run: systemctl daemon-reload && systemctl enable --now %s %s)", err, units.AgentService, units.AgentSocket)
 	}
 	defer m.Close()
 	if err := m.Reload(ctx); err != nil {
 		return fmt.Errorf("enable agent: %w", err)
 	}
-	if err := m.Enable(ctx, units.AgentSocket); err != nil {
+	if err := m.Enable(ctx, units.AgentService, units.AgentSocket); err != nil {
 		return fmt.Errorf("enable agent: %w", err)
 	}
 	switch {
@@ -440,6 +443,9 @@ func enable(ctx context.Context, socketChanged, serviceChanged, busChanged bool)
 	}
 	if err := m.Start(ctx, units.AgentSocket); err != nil {
 		return fmt.Errorf("enable agent: %w", err)
+	}
+	if err := m.Start(ctx, units.AgentService); err != nil {
+		return fmt.Errorf("enable agent: %w (journalctl -u %s says why)", err, units.AgentService)
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ func Uninstall(ctx context.Context, o UninstallOptions) (*Result, error) {
 					return res, fmt.Errorf("uninstall agent: %w", err)
 				}
 			}
-			if err := m.Disable(ctx, units.AgentSocket); err != nil {
+			if err := m.Disable(ctx, units.AgentService, units.AgentSocket); err != nil {
 				return res, fmt.Errorf("uninstall agent: %w", err)
 			}
 		}
