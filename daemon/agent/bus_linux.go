@@ -142,9 +142,12 @@ func (b *busObject) caller(ctx context.Context, sender dbus.Sender) (uid uint32,
 	return uid, pid, nil
 }
 
-// authorize decides a privileged call: on the system bus through polkit
-// (system-bus-name subject; denied on any error), on the session bus only
-// for the agent's own uid.
+// authorize decides a privileged call. Root and the agent's own uid are
+// allowed (they can already stop or signal the agent; and polkitd does not
+// answer questions about other users' subjects from an unprivileged agent
+// unless it owns the action). On the system bus anyone else is asked about
+// through polkit (system-bus-name subject; denied on any error); on the
+// session bus anyone else is denied.
 func (b *busObject) authorize(sender dbus.Sender, msg dbus.Message, action string) (*logrus.Entry, *dbus.Error) {
 	interactive := msg.Flags&dbus.FlagAllowInteractiveAuthorization != 0
 	to := polkit.DefaultTimeout
@@ -160,12 +163,12 @@ func (b *busObject) authorize(sender dbus.Sender, msg dbus.Message, action strin
 		return log, dbus.NewError(errAccessDenied, []any{"cannot identify the caller"})
 	}
 	log = log.WithFields(logrus.Fields{"peer_uid": uid, "peer_pid": pid})
-	if !b.system {
-		if uid != b.a.owner {
-			log.Warn("D-Bus call denied")
-			return log, dbus.NewError(errAccessDenied, []any{fmt.Sprintf("uid %d may not call %s", uid, action)})
-		}
+	if uid == 0 || uid == b.a.owner {
 		return log, nil
+	}
+	if !b.system {
+		log.Warn("D-Bus call denied")
+		return log, dbus.NewError(errAccessDenied, []any{fmt.Sprintf("uid %d may not call %s", uid, action)})
 	}
 	// The subject is the caller's bus name: polkitd asks the bus who it
 	// is, which cannot race with pid reuse and needs no access to the

@@ -39,8 +39,8 @@ func busErrName(err error) string {
 }
 
 // The object on a private system bus without polkitd: exported,
-// introspectable, Status answers, Lock and Reload are denied (polkit
-// cannot be asked, so no).
+// introspectable, Status answers; Lock and Reload are denied to another uid
+// (polkit cannot be asked, so no) and allowed to root without polkit.
 func TestBusWithoutPolkit(t *testing.T) {
 	needRoot(t)
 	bus := polkittest.StartBus(t, polkittest.BusOptions{})
@@ -77,13 +77,52 @@ func TestBusWithoutPolkit(t *testing.T) {
 		t.Errorf("Status = %q, %v", s, err)
 	}
 	for _, m := range []string{"Lock", "Reload"} {
-		if err := obj.Call(agent.BusInterface+"."+m, 0).Err; busErrName(err) != "org.freedesktop.DBus.Error.AccessDenied" {
-			t.Errorf("%s without polkit: %v, want AccessDenied", m, err)
+		if out := p.asBus(t, nobody, bus.Address, m); !strings.HasPrefix(out, "error name=org.freedesktop.DBus.Error.AccessDenied") {
+			t.Errorf("uid 65534 %s without polkit: %q, want AccessDenied", m, out)
 		}
 	}
-	p.waitLog(t, `D-Bus call denied: polkit failed.*peer_uid=0 request=com.opaquevault.agent.lock`)
+	p.waitLog(t, `D-Bus call denied: polkit failed.*peer_uid=65534 request=com.opaquevault.agent.lock`)
 	if st, err := p.client().Status(context.Background()); err != nil || st.State != "unlocked" {
 		t.Errorf("after a denied Lock: %+v, %v", st, err)
+	}
+	// Root needs no polkit.
+	if err := obj.Call(agent.BusInterface+".Lock", 0).Err; err != nil {
+		t.Fatalf("root Lock without polkit: %v", err)
+	}
+	p.waitNotify(t, "STATUS=locked")
+}
+
+// The agent's own user may Lock its agent (with or without polkit; a real
+// install has no polkit rule for it), and another unprivileged uid may not.
+func TestBusOwnerMayLock(t *testing.T) {
+	needRoot(t)
+	dir := polkittest.TempDir(t, "ov-buspolicy-")
+	bp, err := policyfiles.BusPolicy("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(dir, policyfiles.BusPolicyFile)
+	if err := os.WriteFile(pf, bp, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bus := polkittest.StartBus(t, polkittest.BusOptions{Strict: true, Include: []string{pf}})
+	bus.StartPolkitd(t, map[string][]byte{policyfiles.PolicyFile: policyfiles.Policy()})
+	p := startAgent(t, agentOpts{uid: nobody, key: key1, env: []string{"OV_BUS=system", "DBUS_SYSTEM_BUS_ADDRESS=" + bus.Address}})
+	p.waitNotify(t, "READY=1")
+	p.waitLog(t, "D-Bus object exported")
+	const other = 1 // daemon: a uid with a passwd entry, which the bus requires
+	if out := p.asBus(t, other, bus.Address, "Lock"); !strings.HasPrefix(out, "error name=org.freedesktop.DBus.Error.AccessDenied") {
+		t.Errorf("uid %d Lock: %q, want AccessDenied", other, out)
+	}
+	if st, err := p.client().Status(context.Background()); err != nil || st.State != "unlocked" {
+		t.Fatalf("after another uid's Lock: %+v, %v", st, err)
+	}
+	if out := p.asBus(t, nobody, bus.Address, "Lock"); !strings.HasPrefix(out, "ok") {
+		t.Errorf("the agent's own uid Lock: %q", out)
+	}
+	p.waitNotify(t, "STATUS=locked")
+	if st, err := p.client().Status(context.Background()); err != nil || st.State != localapi.StateLocked {
+		t.Errorf("after the owner's Lock: %+v, %v", st, err)
 	}
 }
 
