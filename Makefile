@@ -21,7 +21,7 @@ build:
 # The test command CI runs: vet, every package's tests (race detector on), a short run of every fuzz
 # target, the units' verification, and the real-systemd end-to-end harness (which says plainly that it
 # skipped when it cannot run: not root, or no systemd-nspawn).
-test: vet test-unit fuzz-smoke units e2e
+test: vet test-unit fuzz-smoke units e2e test-systemd
 
 vet:
 	$(GO) vet ./...
@@ -63,7 +63,7 @@ clean:
 	rm -rf $(BIN) dist
 
 # --- Packaging: debian/, rpm/, packaging/ (outputs under dist/) ---------------------------------------------------
-.PHONY: deb rpm apt-repo e2e units
+.PHONY: deb rpm apt-repo e2e units test-systemd
 
 # opaquevault and opaquevault-server .debs in dist/deb (dpkg-buildpackage -us -uc -b on a staged copy of the tree),
 # then lintian, which must report no error and no warning (overrides, with reasons, in debian/*.lintian-overrides).
@@ -85,6 +85,12 @@ apt-repo: deb
 # Needs root; prints a skip line and succeeds without root or systemd-nspawn.
 e2e:
 	packaging/e2e/e2e.sh
+
+# internal/agentinstall against a booted systemd, in the root filesystem `make e2e` cached (so it runs after it).
+test-systemd:
+	@if [ "$$(id -u)" != 0 ] || ! command -v systemd-nspawn >/dev/null; then \
+	  echo "skip test-systemd: needs root and systemd-nspawn (sudo make test-systemd)"; \
+	else OV_TEST_SYSTEMD=1 $(GO) test -count=1 -v -run '^TestUnderSystemd$$' ./internal/agentinstall/ | grep -E '^(---|ok|FAIL|PASS)|systemd_test'; exit $${PIPESTATUS[0]}; fi
 
 # systemd-analyze verify and security on the shipped units (and the agent's, rendered by ov).
 units: build

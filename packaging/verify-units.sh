@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # verify-units.sh: `make units`. Runs `systemd-analyze verify` (which must print nothing: it exits 0 on unknown
 # keys) and `systemd-analyze security --offline` (exposure must stay "OK" or better, below 5.0) on the units
-# the packages ship, and on the agent units `ov agent install --root` renders when the binary supports it.
+# the packages ship, and on the agent units `ov agent install --root` renders (its failure fails the run).
 # Works without systemd as PID 1: the units are checked in a scratch root that has the host's units and ours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,13 +24,11 @@ services=(ov-server.service)
 echo 'deploy:x:1000:1000::/home/deploy:/bin/sh' >"$root/etc/passwd"
 echo 'deploy:x:1000:' >"$root/etc/group"
 mkdir -p "$root/etc/ov" && head -c 32 /dev/urandom >"$root/etc/ov/myapp.key" && chmod 600 "$root/etc/ov/myapp.key"
-if "$BIN/ov" agent install --help 2>/dev/null | grep -q -- '--root' &&
-   "$BIN/ov" agent install --root "$root" --machine-key /etc/ov/myapp.key --app myapp --env production --user deploy >/dev/null 2>&1; then
-  units+=(ov-agent.service ov-agent.socket)
-  services+=(ov-agent.service)
-else
-  echo "units: skip ov-agent.*: \`ov agent install --root DIR\` is not available in $BIN/ov"
+if ! out=$("$BIN/ov" agent install --root "$root" --machine-key /etc/ov/myapp.key --app myapp --env production --user deploy 2>&1); then
+  echo "$out"; echo "units: ov agent install --root $root: FAILED"; exit 1
 fi
+units+=(ov-agent.service ov-agent.socket)
+services+=(ov-agent.service)
 
 out=$(systemd-analyze verify --man=no --root="$root" "${units[@]}" 2>&1) || true
 if [ -n "$out" ]; then echo "$out"; echo "units: systemd-analyze verify ${units[*]}: FAILED"; exit 1; fi
