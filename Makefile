@@ -21,7 +21,7 @@ build:
 # The test command CI runs: vet, every package's tests (race detector on), a short run of every fuzz
 # target, the units' verification, and the real-systemd end-to-end harness (which says plainly that it
 # skipped when it cannot run: not root, or no systemd-nspawn).
-test: vet test-unit fuzz-smoke units e2e test-systemd
+test: vet test-unit fuzz-smoke units repro e2e test-systemd
 
 vet:
 	$(GO) vet ./...
@@ -63,7 +63,7 @@ clean:
 	rm -rf $(BIN) dist
 
 # --- Packaging: debian/, rpm/, packaging/ (outputs under dist/) ---------------------------------------------------
-.PHONY: deb rpm apt-repo e2e units test-systemd
+.PHONY: deb rpm apt-repo tarball repro e2e units test-systemd
 
 # opaquevault and opaquevault-server .debs in dist/deb (dpkg-buildpackage -us -uc -b on a staged copy of the tree),
 # then lintian, which must report no error and no warning (overrides, with reasons, in debian/*.lintian-overrides).
@@ -80,6 +80,15 @@ rpm:
 # A flat, [trusted=yes] apt repository of the .debs in dist/apt-repo, for `apt install opaquevault`.
 apt-repo: deb
 	packaging/apt-repo.sh dist/deb dist/apt-repo
+
+# The release tarball (dist/tarball/opaquevault-VERSION-linux-ARCH.tar.gz, with install.sh into /usr/local/bin);
+# byte-identical when built twice from the same commit.
+tarball:
+	packaging/build-tarball.sh dist/tarball
+
+# Two builds of the same tree give byte-identical .debs and tarball.
+repro:
+	packaging/check-reproducible.sh
 
 # The real-systemd harness: Debian booted in systemd-nspawn, apt install, the user guide, reboots, upgrade, purge.
 # Needs root; prints a skip line and succeeds without root or systemd-nspawn.

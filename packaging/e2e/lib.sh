@@ -23,14 +23,15 @@ ok()   { CHECK_NO=$((CHECK_NO + 1)); N_OK=$((N_OK + 1));     printf 'ok   %2d %s
 fail() { CHECK_NO=$((CHECK_NO + 1)); N_FAIL=$((N_FAIL + 1)); printf 'FAIL %2d %s\n' "$CHECK_NO" "$*"; }
 skip() { CHECK_NO=$((CHECK_NO + 1)); N_SKIP=$((N_SKIP + 1)); printf 'skip %2d %s\n' "$CHECK_NO" "$*"; }
 note() { printf '     %s\n' "$*"; }
-# check NAME -- CMD...: ok when CMD succeeds, else FAIL with the last lines of its output. CMD runs in this shell
-# (not a subshell), so it may reboot the container or set variables.
+# check NAME -- CMD...: ok when CMD succeeds, else FAIL with the last lines of its output; returns CMD's success.
+# CMD runs in this shell (not a subshell), so it may reboot the container or set variables.
 check() {
-  local name=$1
+  local name=$1 rc=0
   shift; [ "${1:-}" = -- ] && shift
   if "$@" >"$E2E_WORK/check.out" 2>&1; then ok "$name"
-  else fail "$name: $(tail -n 3 "$E2E_WORK/check.out" | tr '\n' ' ')"; fi
+  else rc=1; fail "$name: $(tail -n 3 "$E2E_WORK/check.out" | tr '\n' ' ')"; fi
   cat "$E2E_WORK/check.out" >>"$E2E_WORK/harness.log"
+  return $rc
 }
 summary() {
   local s="$N_OK passed, $N_FAIL failed"
