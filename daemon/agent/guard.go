@@ -36,38 +36,46 @@ const (
 	maxOtherFrame = 4 << 10
 )
 
-// connCount counts the connections being served, in total and per uid.
+// connCount counts the connections being served: in total, per uid, and
+// those of other uids than the agent's.
 type connCount struct {
 	mu     sync.Mutex
 	total  int
+	others int
 	perUID map[uint32]int
 }
 
 // take reserves a slot for uid, or says why there is none. The agent's
-// own uid (owner) may use every slot up to its per-uid cap; other uids
-// share MaxConns-MaxConnsPerUID, so they can never starve the owner.
+// own uid (owner) has MaxConnsPerUID slots; other uids share the other
+// MaxConns-MaxConnsPerUID, so they can never starve the owner and the
+// total never exceeds MaxConns.
 func (n *connCount) take(l Limits, uid uint32, owner bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.perUID[uid] >= l.MaxConnsPerUID {
 		return fmt.Errorf("too many connections from uid %d: at most %d at once", uid, l.MaxConnsPerUID)
 	}
-	limit := l.MaxConns
-	if !owner {
-		limit -= l.MaxConnsPerUID
+	if others := l.MaxConns - l.MaxConnsPerUID; !owner && n.others >= others {
+		return fmt.Errorf("too many connections: at most %d at once from uids other than the agent's", others)
 	}
-	if n.total >= limit {
-		return fmt.Errorf("too many connections: at most %d at once", limit)
+	if n.total >= l.MaxConns {
+		return fmt.Errorf("too many connections: at most %d at once", l.MaxConns)
 	}
 	n.total++
 	n.perUID[uid]++
+	if !owner {
+		n.others++
+	}
 	return nil
 }
 
-func (n *connCount) release(uid uint32) {
+func (n *connCount) release(uid uint32, owner bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.total--
+	if !owner {
+		n.others--
+	}
 	if n.perUID[uid]--; n.perUID[uid] <= 0 {
 		delete(n.perUID, uid)
 	}
@@ -75,7 +83,7 @@ func (n *connCount) release(uid uint32) {
 
 // admit decides about a connection just accepted. It returns the peer and
 // the log entry for it when the connection is to be served (the caller
-// must then call a.count.release(peer.UID) when done), or false after it
+// must then call a.count.release when done), or false after it
 // has refused and closed c.
 func (a *agentState) admit(c net.Conn) (peercred.Peer, *logrus.Entry, bool) {
 	peer, err := peercred.Of(c)
@@ -179,6 +187,6 @@ func rateLimited(uid uint32, retry time.Duration) *localapi.Response {
 
 // serveConn serves an admitted connection and releases its slot.
 func (a *agentState) serveConn(ctx context.Context, c net.Conn, peer peercred.Peer, log *logrus.Entry) {
-	defer a.count.release(peer.UID)
+	defer a.count.release(peer.UID, peer.UID == a.owner)
 	a.handle(ctx, c, peer, log)
 }

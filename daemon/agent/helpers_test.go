@@ -6,6 +6,7 @@ package agent_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -55,6 +56,10 @@ func TestMain(m *testing.M) {
 		os.Exit(clientHelper())
 	case "dbus":
 		os.Exit(dbusHelper())
+	case "flood":
+		os.Exit(floodHelper())
+	case "hold":
+		os.Exit(holdHelper())
 	}
 	code := m.Run()
 	if sharedBinDir != "" {
@@ -135,6 +140,7 @@ func serveHelper() int {
 	if os.Getenv("OV_RATE") == "off" {
 		cfg.Rate = agent.Rate{PerMinute: -1}
 	}
+	cfg.Limits = limitsFromEnv()
 	if os.Getenv("OV_BUS") == "system" {
 		cfg.Bus = agent.BusSystem
 	}
@@ -183,7 +189,8 @@ func clientHelper() int {
 	case "get":
 		var r *localapi.Response
 		names := strings.Split(os.Getenv("OV_NAMES"), ",")
-		if r, err = c.Get(ctx, "myapp", "production", names); err == nil {
+		app := cmp.Or(os.Getenv("OV_REQ_APP"), "myapp")
+		if r, err = c.Get(ctx, app, "production", names); err == nil {
 			fmt.Printf("ok digest=%s\n", digest(r.Secrets))
 			r.Wipe()
 		}
