@@ -115,7 +115,7 @@ func (a *agentState) admit(c net.Conn) (peercred.Peer, *logrus.Entry, bool) {
 		a.refuse(c, &localapi.Response{Err: localapi.Errorf(localapi.CodeRateLimited, "%v", err)})
 		return peer, nil, false
 	}
-	return peer, audit(log, c), true
+	return peer, log, true
 }
 
 // audit adds the pidfd-verified process fields to log: peer_exe and
@@ -188,5 +188,5 @@ func rateLimited(uid uint32, retry time.Duration) *localapi.Response {
 // serveConn serves an admitted connection and releases its slot.
 func (a *agentState) serveConn(ctx context.Context, c net.Conn, peer peercred.Peer, log *logrus.Entry) {
 	defer a.count.release(peer.UID, peer.UID == a.owner)
-	a.handle(ctx, c, peer, log)
+	a.handle(ctx, c, peer, audit(log, c))
 }

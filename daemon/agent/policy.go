@@ -22,7 +22,8 @@ import (
 // afterAnswer applies the policy to an answered request.
 func (a *agentState) afterAnswer(log *logrus.Entry, peer peercred.Peer, req *localapi.Request, resp *localapi.Response) {
 	if resp.Err != nil {
-		if resp.Err.Code == localapi.CodeDenied {
+		// A key that did not open (UNLOCK) is not a policy denial.
+		if resp.Err.Code == localapi.CodeDenied && req.Op != localapi.OpUnlock {
 			a.denied(log, peer)
 		}
 		return
