@@ -35,12 +35,13 @@ func processOfFD(fd int) (Process, error) {
 	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); err == nil {
 		p.Comm = strings.TrimSuffix(string(b), "\n")
 	}
-	// Still alive (signal 0 delivers nothing; EPERM also means it exists):
-	// the pid read above was not reused while /proc was read.
-	switch err := unix.PidfdSendSignal(pidfd, 0, nil, 0); {
-	case err == nil, errors.Is(err, unix.EPERM):
+	// Still running: a pidfd polls readable once its process exits, so the
+	// pid read above was not reused while /proc was read. (poll needs no
+	// permission over the process, unlike pidfd_send_signal.)
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 0); err == nil && n == 0 {
 		p.Verified = true
-	default:
+	} else {
 		p.Exe, p.Comm = "", ""
 	}
 	return p, nil
