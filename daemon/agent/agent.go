@@ -46,6 +46,21 @@ type agentState struct {
 	reloadFail atomic.Pointer[string] // last reload failure, shown in the status
 
 	limiter *limiter
+	limits  Limits
+
+	// count, refusing: connection admission (guard.go).
+	count    connCount
+	refusing chan struct{}
+	// lockouts, distinct: the policy of policy.go.
+	lockouts lockout
+	distinct distinct
+	// lockNote says why the agent locked itself (idle, lockout), for STATUS=.
+	lockNote atomic.Pointer[string]
+	// idleMu guards the idle lock's clock.
+	idleMu    sync.Mutex
+	lastUse   time.Time
+	idleTimer *time.Timer
+	idleShown time.Time // the deadline STATUS= showed last
 	// bus is told about state changes; it is set once D-Bus is up, while
 	// requests may already be running.
 	bus atomic.Pointer[sinkBox]
@@ -212,13 +227,23 @@ func newAgent(cfg Config) (*agentState, error) {
 	if r == (Rate{}) {
 		r = DefaultRate
 	}
+	lim := cfg.Limits.withDefaults()
+	if lim.MaxConns < 0 || lim.MaxConnsPerUID < 0 || lim.MaxConnsPerUID >= lim.MaxConns {
+		return nil, fmt.Errorf("start agent: connections per uid (%d) must be at least 1 and below connections in all (%d)", lim.MaxConnsPerUID, lim.MaxConns)
+	}
+	if lim.LockoutWindow < 0 || lim.DistinctWindow < 0 {
+		return nil, errors.New("start agent: negative lockout or distinct-secret window")
+	}
 	return &agentState{
-		cfg:     cfg,
-		log:     log,
-		owner:   uint32(os.Getuid()),
-		pid:     uint32(os.Getpid()),
-		limiter: newLimiter(r),
-		conns:   map[net.Conn]struct{}{},
+		cfg:      cfg,
+		log:      log,
+		owner:    uint32(os.Getuid()),
+		pid:      uint32(os.Getpid()),
+		limiter:  newLimiter(r),
+		limits:   lim,
+		count:    connCount{perUID: map[uint32]int{}},
+		refusing: make(chan struct{}, maxRefusing),
+		conns:    map[net.Conn]struct{}{},
 	}, nil
 }
 
@@ -262,7 +287,12 @@ func (a *agentState) install(ctx context.Context, k *Key, from string) error {
 	a.keyMu.Lock()
 	oldK, oldS := a.key, a.src
 	a.key, a.src, a.since = k, src, time.Now()
+	a.lockNote.Store(nil)
 	a.keyMu.Unlock()
+	a.stopIdle()
+	if a.idleLockOn(k) {
+		a.touch(time.Now())
+	}
 	release(oldK, oldS)
 	a.log.WithFields(logrus.Fields{"key": string(k.Kind), "fingerprint": k.Fingerprint(), "from": from}).Info("key loaded")
 	a.changed()
@@ -277,11 +307,19 @@ func release(k *Key, s Source) {
 }
 
 // lock wipes the key. It waits for running reads.
-func (a *agentState) lock(why string) bool {
+func (a *agentState) lock(why string) bool { return a.lockWith(why, "") }
+
+// lockWith wipes the key like lock; note, when not empty, is shown in
+// STATUS= ("locked (note)") until the next key is installed.
+func (a *agentState) lockWith(why, note string) bool {
 	a.keyMu.Lock()
 	k, s := a.key, a.src
 	a.key, a.src, a.since = nil, nil, time.Time{}
+	if k != nil && note != "" {
+		a.lockNote.Store(&note)
+	}
 	a.keyMu.Unlock()
+	a.stopIdle()
 	if k == nil {
 		return false
 	}
@@ -325,6 +363,20 @@ func (a *agentState) changed() {
 
 func (a *agentState) statusText() string {
 	t := a.status().Text()
+	a.keyMu.RLock()
+	k := a.key
+	a.keyMu.RUnlock()
+	if n := a.lockNote.Load(); n != nil && k == nil {
+		t += " (" + *n + ")"
+	}
+	// The idle lock's time, which used() keeps within a minute (a tenth of
+	// the interval when shorter) of the truth.
+	if dl := a.idleDeadline(k); !dl.IsZero() {
+		t += "; idle lock at " + dl.UTC().Format(time.RFC3339)
+		a.idleMu.Lock()
+		a.idleShown = dl
+		a.idleMu.Unlock()
+	}
 	if f := a.reloadFail.Load(); f != nil {
 		t += " (reload failed: " + *f + ")"
 	}
@@ -376,6 +428,10 @@ func (a *agentState) acceptLoop(ctx context.Context, l net.Listener, stopping *a
 			return err
 		}
 		backoff = 0
+		peer, log, ok := a.admit(c)
+		if !ok {
+			continue
+		}
 		a.connMu.Lock()
 		a.conns[c] = struct{}{}
 		a.wg.Add(1)
@@ -387,7 +443,7 @@ func (a *agentState) acceptLoop(ctx context.Context, l net.Listener, stopping *a
 				a.connMu.Unlock()
 				a.wg.Done()
 			}()
-			a.handle(ctx, c)
+			a.serveConn(ctx, c, peer, log)
 		}()
 	}
 }

@@ -142,6 +142,65 @@ type Rate struct {
 // DefaultRate is the per-uid request limit.
 var DefaultRate = Rate{PerMinute: 30, Burst: 10}
 
+// Limits bound what local peers can make the agent hold and do. The zero
+// value of each field means its default; see [DefaultLimits].
+type Limits struct {
+	// MaxConns bounds the connections served at once. Other uids than the
+	// agent's own get at most MaxConns-MaxConnsPerUID of them, so that the
+	// agent's uid always has MaxConnsPerUID.
+	MaxConns int
+	// MaxConnsPerUID bounds the connections of one uid served at once.
+	MaxConnsPerUID int
+	// IdleLock wipes a key handed over by UNLOCK when no LIST, GET or UNLOCK
+	// of the agent's uid was served for that long; negative: never. A
+	// machine key from LoadCredential= is exempt (see docs/agent.md).
+	IdleLock time.Duration
+	// LockoutDenials requests of the agent's uid or root refused by policy
+	// (scope, ov mcp serve, root asking for values) within LockoutWindow
+	// lock the agent; negative: never.
+	LockoutDenials int
+	LockoutWindow  time.Duration
+	// DistinctSecrets distinct secret names of one (uid, app, env) served
+	// within DistinctWindow write a warning (once per window); negative:
+	// never.
+	DistinctSecrets int
+	DistinctWindow  time.Duration
+}
+
+// DefaultLimits are the limits of crypto.md §4.5.
+var DefaultLimits = Limits{
+	MaxConns:        64,
+	MaxConnsPerUID:  16,
+	IdleLock:        8 * time.Hour,
+	LockoutDenials:  5,
+	LockoutWindow:   10 * time.Minute,
+	DistinctSecrets: 200,
+	DistinctWindow:  time.Hour,
+}
+
+// withDefaults fills the zero fields of l from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	pick := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	pickD := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	pick(&l.MaxConns, d.MaxConns)
+	pick(&l.MaxConnsPerUID, d.MaxConnsPerUID)
+	pickD(&l.IdleLock, d.IdleLock)
+	pick(&l.LockoutDenials, d.LockoutDenials)
+	pickD(&l.LockoutWindow, d.LockoutWindow)
+	pick(&l.DistinctSecrets, d.DistinctSecrets)
+	pickD(&l.DistinctWindow, d.DistinctWindow)
+	return l
+}
+
 // Config configures [Serve].
 type Config struct {
 	// Listeners to serve. When empty, the agent takes the sockets systemd
@@ -167,6 +226,8 @@ type Config struct {
 	Log *logrus.Entry
 	// Rate limits requests per peer uid.
 	Rate Rate
+	// Limits: connection caps, idle lock, lockout, distinct-secret warning.
+	Limits Limits
 	// RequestTimeout bounds each connection (default localapi.Timeout) and
 	// the Source read it makes.
 	RequestTimeout time.Duration

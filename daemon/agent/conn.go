@@ -22,24 +22,17 @@ import (
 // maxNames bounds the names of one GET.
 const maxNames = 10000
 
-// handle serves one connection: one request, one answer.
-func (a *agentState) handle(ctx context.Context, c net.Conn) {
+// handle serves one admitted connection (see admit in guard.go): one
+// request, one answer. log carries the peer's audit fields.
+func (a *agentState) handle(ctx context.Context, c net.Conn, peer peercred.Peer, log *logrus.Entry) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	peer, perr := peercred.Of(c)
-	log := a.log
-	if perr == nil {
-		log = log.WithFields(logrus.Fields{"peer_uid": peer.UID, "peer_pid": peer.PID})
-	} else {
-		log = log.WithError(perr)
-	}
-
 	_ = c.SetReadDeadline(time.Now().Add(a.cfg.RequestTimeout))
-	p, err := localapi.ReadFrame(c)
+	p, err := readRequest(c, a.maxFrame(peer))
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
 			log.WithError(err).Debug("unreadable request")
@@ -56,32 +49,37 @@ func (a *agentState) handle(ctx context.Context, c net.Conn) {
 	}
 	log = log.WithField("request", req.Op.String())
 
-	if perr != nil {
-		log.Warn("access denied: no peer credentials")
-		a.reply(c, log, req.Op, deny("access denied: cannot identify the caller"))
-		return
-	}
 	// Only requests that touch secrets (names or values) spend tokens: STATUS, LOCK and UNLOCK are
 	// free, so checking or locking an agent never locks a user out of it. Refused requests spend
-	// tokens too, which bounds the log lines another uid can cause.
+	// tokens too, which bounds the log lines a peer can cause.
 	allowed := a.authorized(peer, req.Op)
 	if ok, retry := a.limited(peer.UID, req.Op, allowed); !ok {
 		log.WithField("retry_after", (retry + time.Second - 1).Truncate(time.Second).String()).Warn("rate limited")
-		a.reply(c, log, req.Op, &localapi.Response{Err: localapi.Errorf(localapi.CodeRateLimited,
-			"too many requests from uid %d; retry in %v", peer.UID, (retry + time.Second - 1).Truncate(time.Second))})
+		a.reply(c, log, req.Op, rateLimited(peer.UID, retry))
 		return
 	}
-	if !allowed {
+	var resp *localapi.Response
+	var done func()
+	if allowed {
+		resp, done = a.dispatch(ctx, log, peer, req)
+	} else {
 		log.Warn("access denied")
-		a.reply(c, log, req.Op, deny("access denied for uid %d: this agent serves uid %d", peer.UID, a.owner))
-		return
+		resp = deny("access denied for uid %d: this agent serves uid %d", peer.UID, a.owner)
 	}
-
-	resp, done := a.dispatch(ctx, log, peer, req)
 	a.reply(c, log, req.Op, resp)
 	if done != nil {
 		done()
 	}
+	a.afterAnswer(log, peer, req, resp)
+}
+
+// maxFrame is the largest request peer may send: a full frame for the
+// agent's uid, a small one for root (STATUS and LOCK).
+func (a *agentState) maxFrame(peer peercred.Peer) int {
+	if peer.UID == a.owner {
+		return localapi.MaxFrame
+	}
+	return maxOtherFrame
 }
 
 func deny(format string, args ...any) *localapi.Response {

@@ -20,11 +20,21 @@
 //
 // # Who is served
 //
-// Every connection's peer is read with SO_PEERCRED. The agent's own uid may
-// use every request; root may use STATUS and LOCK; everyone else is refused
-// and logged with OV_PEER_UID and OV_PEER_PID. LIST, GET and refused
-// requests are rate limited per uid (token bucket, 30 a minute, burst 10);
-// STATUS, LOCK and UNLOCK from allowed peers are not.
+// Every connection's peer is read with SO_PEERCRED right after accept,
+// before a byte of it is read. The agent's own uid may use every request;
+// root may use STATUS and LOCK; everyone else is refused and logged with
+// OV_PEER_UID and OV_PEER_PID, and nothing of its request is kept.
+// Connections are capped in total and per uid, with a share kept for the
+// agent's uid, and request buffers grow with the bytes that arrive, so the
+// memory another uid can make the agent hold is bounded. LIST, GET and
+// refused requests are rate limited per uid (token bucket, 30 a minute,
+// burst 10); STATUS, LOCK and UNLOCK from allowed peers are not.
+//
+// The local policy of crypto.md §4.5 ([Limits]): repeated policy denials
+// lock the agent, a key handed over by UNLOCK is wiped when idle (STATUS=
+// says when), reading many distinct secrets of one scope writes a warning,
+// and audit lines carry the peer's executable, verified through a pidfd
+// (SO_PEERPIDFD) where the kernel has it.
 //
 // # systemd
 //

@@ -6,6 +6,7 @@ package agent_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -55,6 +56,10 @@ func TestMain(m *testing.M) {
 		os.Exit(clientHelper())
 	case "dbus":
 		os.Exit(dbusHelper())
+	case "flood":
+		os.Exit(floodHelper())
+	case "hold":
+		os.Exit(holdHelper())
 	}
 	code := m.Run()
 	if sharedBinDir != "" {
@@ -122,6 +127,12 @@ func (s *testSource) Wipe() {
 // ---- helper processes ----
 
 func serveHelper() int {
+	if os.Getenv("OV_JOURNAL") == "1" {
+		if err := journalStderr(); err != nil {
+			fmt.Fprintln(os.Stderr, "connect to the journal:", err)
+			return 1
+		}
+	}
 	cfg := agent.Config{
 		App:                  os.Getenv("OV_APP"),
 		Env:                  os.Getenv("OV_ENV"),
@@ -135,6 +146,7 @@ func serveHelper() int {
 	if os.Getenv("OV_RATE") == "off" {
 		cfg.Rate = agent.Rate{PerMinute: -1}
 	}
+	cfg.Limits = limitsFromEnv()
 	if os.Getenv("OV_BUS") == "system" {
 		cfg.Bus = agent.BusSystem
 	}
@@ -183,7 +195,8 @@ func clientHelper() int {
 	case "get":
 		var r *localapi.Response
 		names := strings.Split(os.Getenv("OV_NAMES"), ",")
-		if r, err = c.Get(ctx, "myapp", "production", names); err == nil {
+		app := cmp.Or(os.Getenv("OV_REQ_APP"), "myapp")
+		if r, err = c.Get(ctx, app, "production", names); err == nil {
 			fmt.Printf("ok digest=%s\n", digest(r.Secrets))
 			r.Wipe()
 		}
@@ -319,6 +332,7 @@ type agentOpts struct {
 	noCred     bool   // name a credential that is not there
 	socketMode os.FileMode
 	env        []string
+	journal    bool // log to a real systemd-journald (see journalCommand)
 }
 
 type agentProc struct {
@@ -329,6 +343,7 @@ type agentProc struct {
 	notify          chan string
 	seen            []string
 	exited          chan error
+	journald        string // the pid file of the agent's journald, when journal
 }
 
 var (
@@ -447,11 +462,14 @@ func startAgent(t *testing.T, o agentOpts) *agentProc {
 	// LISTEN_PID (and WATCHDOG_PID) must be the agent's pid: a shell sets
 	// them and execs, keeping its pid, as systemd does after fork.
 	p.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$; WATCHDOG_PID=$$; export LISTEN_PID WATCHDOG_PID; exec "$0" "$@"`, p.bin, "-test.run=^$")
+	if o.journal {
+		p.cmd = p.journalCommand(t, o.uid)
+	}
 	p.cmd.Env = env
 	p.cmd.Dir = dir
 	p.cmd.ExtraFiles = []*os.File{lf}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if o.uid != 0 {
+	if o.uid != 0 && !o.journal {
 		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: o.uid, Gid: o.uid, Groups: []uint32{}}}
 	}
 	if err := p.cmd.Start(); err != nil {

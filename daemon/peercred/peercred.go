@@ -9,7 +9,8 @@
 //
 // Decisions must rest on the uid: it cannot be forged. The pid is racy (the
 // process may have exited and its pid been reused) and is for logs and polkit
-// subjects only. A failed lookup never yields a usable zero [Peer]: callers
+// subjects only; [ProcessOf] pins the peer with a pidfd (SO_PEERPIDFD) for
+// audit labels that a reused pid cannot falsify. A failed lookup never yields a usable zero [Peer]: callers
 // get an error, and [FromContext] reports ok=false, so uid 0 is never
 // assumed.
 package peercred

@@ -23,6 +23,15 @@ import (
 const helperEnv = "OV_PEERCRED_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "dial-exit" {
+		// Connect and exit at once, leaving the server a dead peer.
+		c, err := net.Dial("unix", os.Getenv("OV_SOCKET"))
+		if err != nil {
+			os.Exit(1)
+		}
+		_ = c
+		os.Exit(0)
+	}
 	if os.Getenv(helperEnv) == "dial" {
 		// Connect, report what SO_PEERCRED says about the listener, and
 		// wait for the server to read ours.
@@ -110,6 +119,7 @@ func TestOfOtherUID(t *testing.T) {
 		t.Fatalf("accept: %v (%s)", err, out.String())
 	}
 	got, err := peercred.Of(s)
+	proc, perr := peercred.ProcessOf(s)
 	s.Close()
 	if werr := cmd.Wait(); werr != nil {
 		t.Fatalf("helper: %v\n%s", werr, out.String())
@@ -120,6 +130,68 @@ func TestOfOtherUID(t *testing.T) {
 	if want := fmt.Sprintf("listener uid=0 pid=%d err=<nil>", os.Getpid()); !strings.Contains(out.String(), want) {
 		t.Errorf("helper saw %q, want %q", out.String(), want)
 	}
+	if why := peercred.ProbePeerPIDFD(); why != nil {
+		t.Skipf("skipping the pidfd check: %v", why)
+	}
+	// Root reads another uid's /proc/PID/exe.
+	if want := (peercred.Process{PID: int32(cmd.Process.Pid), Exe: bin, Comm: "peercred.test", Verified: true}); perr != nil || proc != want {
+		t.Errorf("ProcessOf = %+v, %v; want %+v", proc, perr, want)
+	}
+}
+
+// SO_PEERPIDFD names the peer in this process: its pid and executable,
+// verified alive after reading.
+func TestProcessOf(t *testing.T) {
+	if why := peercred.ProbePeerPIDFD(); why != nil {
+		t.Skipf("skipping: %v", why)
+	}
+	l, p := listen(t, t.TempDir())
+	c, err := net.Dial("unix", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := peercred.ProcessOf(s)
+	self, _ := os.Executable()
+	if err != nil || got.PID != int32(os.Getpid()) || got.Exe != self || !got.Verified || got.Comm == "" {
+		t.Errorf("ProcessOf = %+v, %v; want pid %d exe %s, verified", got, err, os.Getpid(), self)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, err := peercred.ProcessOf(a); !errors.Is(err, peercred.ErrNotUnix) {
+		t.Errorf("net.Pipe: %v", err)
+	}
+}
+
+// A peer that has exited is never labelled with what now holds its pid:
+// ProcessOf fails or says it is not verified, with no executable.
+func TestProcessOfExited(t *testing.T) {
+	if why := peercred.ProbePeerPIDFD(); why != nil {
+		t.Skipf("skipping: %v", why)
+	}
+	l, p := listen(t, t.TempDir())
+	self, _ := os.Executable()
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = []string{helperEnv + "=dial-exit", "OV_SOCKET=" + p}
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := peercred.ProcessOf(s)
+	if err == nil && (got.Verified || got.Exe != "") {
+		t.Errorf("ProcessOf of an exited peer = %+v", got)
+	}
+	t.Logf("exited peer: %+v, %v", got, err)
 }
 
 func TestOfNotUnix(t *testing.T) {

@@ -201,11 +201,17 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	userMode := fs.Bool("user-mode", false, "run as this user's agent: socket under $XDG_RUNTIME_DIR/ov, session bus, waits for `ov agent unlock`")
 	socket := fs.String("socket", "", "bind this socket when systemd passed none")
 	rate := fs.Float64("rate-per-minute", 0, "requests for names or values allowed per uid and minute (default 30, burst 10; -1: no limit)")
+	limits := agentLimitFlags(fs)
 	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
+	lim, err := limits()
+	if err != nil {
+		return usageErr(err.Error())
+	}
 	log := logrus.NewEntry(sd.NewLogger(map[bool]logrus.Level{true: logrus.DebugLevel, false: logrus.InfoLevel}[a.g.Debug]))
 	cfg := agent.Config{App: *app, Env: *env, MachineKeyCredential: *cred, Open: a.agentOpener(log), Log: log, Version: version.String(), SocketPath: *socket}
+	cfg.Limits = lim
 	if *rate != 0 {
 		cfg.Rate = agent.Rate{PerMinute: *rate, Burst: max(1, int(*rate/3))}
 	}
