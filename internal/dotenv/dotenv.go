@@ -103,7 +103,7 @@ func (p *dparser) skipSpace() int {
 	return p.pos - start
 }
 
-const nameRule = `names start with a letter or "_" and hold letters, digits, "_", "." and "-"`
+const nameRule = `names hold ASCII letters, digits, "_", "." and "-" (and do not start with "." or "-")`
 
 // statement parses one assignment starting at p.pos, which is not blank.
 func (p *dparser) statement() {
@@ -298,15 +298,23 @@ func (p *dparser) doubleQuoted() ([]byte, bool) {
 func (p *dparser) singleQuoted() ([]byte, bool) {
 	open := p.pos
 	closing := -1
+	escaped := false // after an odd number of backslashes
 	for i := open + 1; i < len(p.src); i++ {
-		if p.src[i] == '\'' && p.src[i-1] != '\\' {
+		switch c := p.src[i]; {
+		case c == '\\':
+			escaped = !escaped
+			continue
+		case c == '\'' && !escaped:
 			closing = i
+		}
+		if closing >= 0 {
 			break
 		}
+		escaped = false
 	}
 	if closing < 0 {
 		p.c.errorf(open, `unterminated single-quoted value: no closing "'" before the end of the file `+
-			`(a quote after a backslash does not close it)`)
+			`(a quote after an odd number of backslashes does not close it)`)
 		p.pos = len(p.src)
 		return nil, false
 	}
@@ -314,7 +322,8 @@ func (p *dparser) singleQuoted() ([]byte, bool) {
 	p.pos = closing + 1
 	ok := p.afterQuote()
 	if bytes.Contains(inner, []byte(`\'`)) || bytes.Contains(inner, []byte(`\\`)) {
-		p.c.warn(open, WarnEscape, `\' and \\ in single quotes are kept as written; python-dotenv decodes them to ' and \`)
+		p.c.warn(open, WarnEscape, `\' and \\ in single quotes are kept as written; python-dotenv decodes them to ' and \, `+
+			`compose-go decodes \' to '`)
 	}
 	if bytes.Contains(inner, []byte("${")) {
 		p.c.warn(open, WarnExpansion, "${...} in single quotes is kept literally; python-dotenv expands it even there")

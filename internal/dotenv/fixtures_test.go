@@ -70,6 +70,9 @@ func TestFixtures(t *testing.T) {
 				for _, e := range l {
 					got.Errors = append(got.Errors, e.Error())
 				}
+				for _, w := range res.Warnings {
+					got.Warnings = append(got.Warnings, w.Code+": "+w.String())
+				}
 			} else {
 				for _, e := range res.Entries {
 					got.Entries = append(got.Entries, goldenEntry{e.Name, string(e.Value), fmt.Sprintf("%d:%d", e.Line, e.Column)})

@@ -65,11 +65,10 @@ func checkEntries(entries []Entry, f Format) error {
 		}
 		switch classifyName(e.Name) {
 		case nameInvalid:
-			return fmt.Errorf("write %q as %s: %w: names start with a letter or \"_\" and hold letters, digits, "+
-				"\"_\", \".\" and \"-\"", e.Name, f, ErrInvalidName)
+			return fmt.Errorf("write %q as %s: %w: %s", e.Name, f, ErrInvalidName, nameRule)
 		case nameExtended:
 			if f == Systemd {
-				return bad(ErrInvalidName, `systemd drops names with "." or "-"`)
+				return bad(ErrInvalidName, `systemd drops names with "." or "-" and names starting with a digit`)
 			}
 		}
 		if seen[e.Name] {
