@@ -258,6 +258,16 @@ func (p *dparser) unquoted(end int, blank bool) ([]byte, bool) {
 			`end the value there`)
 	}
 	if len(v) > 0 && v[0] == '`' {
+		if bytes.IndexByte(raw[1:], '`') < 0 {
+			if i := bytes.IndexByte(p.src[end:], '`'); i >= 0 {
+				// Node's dotenv reads a value in backticks across lines; every other peer reads
+				// the lines that follow as statements of their own.
+				p.c.errorf(start, "a backtick that is closed on a later line: only Node's dotenv reads backticks as "+
+					"quotes across lines; put the value in double quotes")
+				p.pos = p.lineEnd(end + i)
+				return nil, false
+			}
+		}
 		p.c.warn(start, WarnBacktick, "backticks are kept as part of the value; Node's dotenv strips them like quotes")
 	}
 	if bytes.IndexByte(v, '\\') >= 0 {
