@@ -139,21 +139,34 @@ func (a *App) parseDotenvFile(path string, format dotenv.Format, expand bool) (*
 	res, err := dotenv.Parse(r, dotenv.Options{Format: format, Expand: expand, Filename: name, Env: lookup})
 	if err != nil {
 		var list dotenv.ErrorList
-		if errors.As(err, &list) {
-			sort.SliceStable(list, func(i, j int) bool {
-				if list[i].Line != list[j].Line {
-					return list[i].Line < list[j].Line
-				}
-				return list[i].Column < list[j].Column
-			})
+		if !errors.As(err, &list) || len(list) == 0 {
+			return nil, err
 		}
-		if len(list) > 1 {
-			for _, e := range list[1:] {
-				fmt.Fprintf(a.io.Err, "ov: error: %v\n", e)
+		// Everything that is wrong, warnings of the refused file included, in line order, so that
+		// the file can be fixed in one go.
+		type problem struct {
+			line, col int
+			text      string
+		}
+		var all []problem
+		if res != nil {
+			for _, w := range res.Warnings {
+				all = append(all, problem{w.Line, w.Column, "ov: warning: " + w.String()})
 			}
-			return nil, withHints(list[0], fmt.Sprintf("%d problem(s) in %s; nothing was imported", len(list), name))
 		}
-		return nil, withHints(err, "nothing was imported")
+		if len(list) == 1 && len(all) == 0 {
+			return nil, withHints(list[0], "nothing was imported")
+		}
+		for _, e := range list {
+			all = append(all, problem{e.Line, e.Column, "ov: error: " + e.Error()})
+		}
+		sort.SliceStable(all, func(i, j int) bool {
+			return all[i].line < all[j].line || all[i].line == all[j].line && all[i].col < all[j].col
+		})
+		for _, p := range all {
+			fmt.Fprintln(a.io.Err, p.text)
+		}
+		return nil, fmt.Errorf("%d error(s) in %s; nothing was imported", len(list), name)
 	}
 	return res, nil
 }
