@@ -646,6 +646,7 @@ func (a *App) appList(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("list apps: %w", err)
 	}
+	list = remote.Published(list)
 	sort.Slice(list.Apps, func(i, j int) bool { return list.Apps[i].Name < list.Apps[j].Name })
 	if a.g.JSON {
 		type app struct {
@@ -695,6 +696,7 @@ func (a *App) envList(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("list envs: %w", err)
 	}
+	list = remote.Published(list)
 	for _, ap := range list.Apps {
 		if ap.Name != *app {
 			continue

@@ -300,7 +300,7 @@ func (m *MachineReader) readOnline(ctx context.Context, appName, envName string)
 		if err != nil {
 			return nil, nil, fmt.Errorf("list apps: %w", err)
 		}
-		appID, envID, err = findIDs(list, appName, envName)
+		appID, envID, err = findIDs(Published(list), appName, envName)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -40,6 +40,14 @@ func TestMain(m *testing.M) {
 type tamperProxy struct {
 	mu     sync.Mutex
 	modify func(path string, body []byte) []byte // nil: pass through
+	// fail, when it returns true for a request, answers 503 without passing it on: a server failure.
+	fail func(r *http.Request) bool
+}
+
+func (p *tamperProxy) failing(r *http.Request) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fail != nil && p.fail(r)
 }
 
 func (p *tamperProxy) set(f func(path string, body []byte) []byte) {
@@ -100,7 +108,13 @@ func newFixture(t *testing.T) *fixture {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 		return nil
 	}
-	front := httptest.NewServer(rp)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.failing(r) {
+			http.Error(w, `{"error":{"code":"unavailable","message":"injected failure"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
 	t.Cleanup(front.Close)
 
 	f := &fixture{t: t, proxy: p, url: front.URL, pw: []byte("correct horse battery staple")}
