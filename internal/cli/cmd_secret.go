@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 
 	"github.com/opaquevault/opaquevault/credentials"
@@ -232,6 +233,8 @@ func (a *App) secretImport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer res.Wipe()
+	a.log.WithFields(logrus.Fields{"file": args[0], "format": format.String(), "expand": *expand, "entries": len(res.Entries),
+		"warnings": len(res.Warnings)}).Debug("parsed")
 	out := importOut{App: t.app, Env: t.env, DryRun: *dry, Total: len(res.Entries), Warnings: []string{}, Secrets: []importEntry{}}
 	for _, w := range res.Warnings {
 		out.Warnings = append(out.Warnings, w.String())
@@ -291,10 +294,13 @@ func (a *App) secretImport(ctx context.Context, args []string) error {
 		}
 		return ch, nil
 	}
+	start := time.Now()
 	wr, err := s.vault.Write(ctx, t.app, t.env, true, plan)
 	if err != nil {
 		return envError(err, t.app, t.env)
 	}
+	a.log.WithFields(logrus.Fields{"app": t.app, "env": t.env, "seq": wr.Seq, "attempts": wr.Attempts, "created": wr.Created,
+		"took": time.Since(start).Round(time.Millisecond)}).Debug("committed")
 	out.Seq = wr.Seq
 	for i := range out.Secrets {
 		out.Secrets[i].Status = status[out.Secrets[i].Name]
@@ -382,7 +388,9 @@ type listEntry struct {
 	Version uint64 `json:"version"`
 }
 
-func (a *App) readEnv(ctx context.Context, fs *pflag.FlagSet, args []string, t *target) (*session, *remote.Env, []string, error) {
+// readEnv parses the flags, checks the arguments with check (before any password is asked for),
+// unlocks and reads the env.
+func (a *App) readEnv(ctx context.Context, fs *pflag.FlagSet, args []string, t *target, check ...func([]string) error) (*session, *remote.Env, []string, error) {
 	var u unlockFlags
 	u.add(fs)
 	args, err := a.parse(fs, args)
@@ -392,15 +400,23 @@ func (a *App) readEnv(ctx context.Context, fs *pflag.FlagSet, args []string, t *
 	if err := a.need(*t); err != nil {
 		return nil, nil, nil, err
 	}
+	for _, c := range check {
+		if err := c(args); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	s, err := a.unlock(ctx, u)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	start := time.Now()
 	env, err := s.vault.Read(ctx, t.app, t.env)
 	if err != nil {
 		s.close()
 		return nil, nil, nil, envError(err, t.app, t.env)
 	}
+	a.log.WithFields(logrus.Fields{"app": t.app, "env": t.env, "seq": env.Seq, "epoch": env.Epoch, "secrets": len(env.Secrets),
+		"took": time.Since(start).Round(time.Millisecond)}).Debug("read, verified and decrypted the env")
 	return s, env, args, nil
 }
 
@@ -444,15 +460,20 @@ func (a *App) secretGet(ctx context.Context, args []string) error {
 	var t target
 	t.add(fs)
 	noNL := fs.Bool("no-newline", false, "do not print a newline after the value")
-	s, env, args, err := a.readEnv(ctx, fs, args, &t)
+	s, env, args, err := a.readEnv(ctx, fs, args, &t, func(args []string) error {
+		if len(args) != 1 {
+			return usageErr("secret get takes one NAME", "usage: ov "+a.cmd.usage)
+		}
+		if err := checkVarName(args[0]); err != nil {
+			return usageErr(err.Error()) // as `secret set` does
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	defer env.Wipe()
-	if len(args) != 1 {
-		return usageErr("secret get takes one NAME", "usage: ov "+a.cmd.usage)
-	}
 	sec, ok := env.Lookup(args[0])
 	if !ok {
 		return withCode(ExitNotFound, fmt.Errorf("get %q: no such secret in %s/%s", args[0], t.app, t.env), fmt.Sprintf("`ov secret list --app %s --env %s` shows the names", t.app, t.env))
@@ -555,6 +576,11 @@ func (a *App) secretDelete(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageErr("secret delete takes at least one NAME", "usage: ov "+a.cmd.usage)
 	}
+	for _, n := range args {
+		if err := checkVarName(n); err != nil {
+			return usageErr(err.Error())
+		}
+	}
 	s, err := a.unlock(ctx, u)
 	if err != nil {
 		return err
@@ -634,6 +660,7 @@ func (a *App) secretExport(ctx context.Context, args []string) error {
 
 func (a *App) appList(ctx context.Context, args []string) error {
 	fs := a.flags()
+	passwordNotNeeded(fs)
 	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
@@ -680,6 +707,7 @@ func (a *App) appList(ctx context.Context, args []string) error {
 
 func (a *App) envList(ctx context.Context, args []string) error {
 	fs := a.flags()
+	passwordNotNeeded(fs)
 	app := fs.String("app", "", "the app (required)")
 	if err := a.parseNone(fs, args); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 
@@ -105,7 +106,12 @@ func askNoEcho(tty *os.File, p, what string) ([]byte, error) {
 func readPasswordFile(path string) ([]byte, error) {
 	buf, err := credentials.ReadSecretFile(path, credentials.ReadOptions{MaxSize: maxPasswordFile})
 	if err != nil {
-		return nil, withHints(fmt.Errorf("read password file: %w", err), "create it with `install -m 600 /dev/null FILE` and write the password into it")
+		err = fmt.Errorf("read password file: %w", err)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Like a missing .env file: not found (5).
+			err = withCode(ExitNotFound, err)
+		}
+		return nil, withHints(err, "create it with `install -m 600 /dev/null FILE` and write the password into it")
 	}
 	defer buf.Destroy()
 	b := bytes.Clone(buf.Bytes())

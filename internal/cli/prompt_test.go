@@ -47,7 +47,7 @@ func openPTY(t *testing.T) (master, tty *os.File) {
 func TestAskNoEcho(t *testing.T) {
 	for _, tc := range []struct {
 		name, typed, want string
-		code             int
+		code              int
 	}{
 		{"password", "pa ss\n", "pa ss", 0},
 		{"ctrl-d", "\x04", "", ExitLocked},
