@@ -199,3 +199,160 @@ func TestNodeOracle(t *testing.T) {
 	}
 	t.Logf("%d values read the same as motdotla/dotenv", compared)
 }
+
+// TestPythonSuite runs the cases of python-dotenv's own parser test (testdata/peers/
+// python-test_parser.json, extracted from its tests/test_parser.py): each input is refused with
+// positioned errors, or every binding python-dotenv expects is read with its value or has a
+// warning on its line. A name python-dotenv reads without a value must not get one here.
+func TestPythonSuite(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "peers", "python-test_parser.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suite struct {
+		Cases []struct {
+			Input    string `json:"input"`
+			Bindings []struct {
+				Key   *string `json:"key"`
+				Value *string `json:"value"`
+				Line  int     `json:"line"`
+				Error bool    `json:"error"`
+			} `json:"bindings"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(data, &suite); err != nil {
+		t.Fatal(err)
+	}
+	if len(suite.Cases) < 40 {
+		t.Fatalf("only %d cases", len(suite.Cases))
+	}
+	agreed := 0
+	for _, c := range suite.Cases {
+		res, err := Parse(strings.NewReader(c.Input), Options{Filename: "py.env"})
+		if err != nil {
+			var l ErrorList
+			if !errors.As(err, &l) || l[0].Line == 0 || l[0].Column == 0 {
+				t.Errorf("%q: refused without a position: %v", c.Input, err)
+			}
+			continue
+		}
+		got := map[string]string{}
+		for _, e := range res.Entries {
+			got[e.Name] = string(e.Value)
+		}
+		warnedLines := map[int]bool{}
+		for _, w := range res.Warnings {
+			warnedLines[w.Line] = true
+		}
+		for _, b := range c.Bindings {
+			if b.Key == nil || b.Error {
+				continue
+			}
+			v, ok := got[*b.Key]
+			switch {
+			case b.Value == nil && ok:
+				t.Errorf("%q: %s has no value in python-dotenv, here %q", c.Input, *b.Key, v)
+			case b.Value == nil:
+			case ok && v == *b.Value:
+				agreed++
+			case !warnedLines[b.Line]:
+				t.Errorf("%q: %s = %q (set: %v), python-dotenv %q, and no warning on line %d", c.Input, *b.Key, v, ok, *b.Value, b.Line)
+			}
+		}
+	}
+	t.Logf("%d values read as python-dotenv's suite expects", agreed)
+}
+
+// rubySuite is Ruby dotenv's spec/dotenv/parser_spec.rb, transcribed by hand from its Ruby
+// literals: input, and what Ruby dotenv 3.x reads (empty environment, no command execution).
+var rubySuite = []struct {
+	in   string
+	want map[string]string
+}{
+	{"FOO=bar", map[string]string{"FOO": "bar"}},
+	{"FOO= bar", map[string]string{"FOO": "bar"}},
+	{`FOO=bar\ bar`, map[string]string{"FOO": "bar bar"}},
+	{"FOO =bar", map[string]string{"FOO": "bar"}},
+	{"  FOO=bar", map[string]string{"FOO": "bar"}},
+	{"FOO=bar  ", map[string]string{"FOO": "bar"}},
+	{`FOO="bar"`, map[string]string{"FOO": "bar"}},
+	{`FOO="bar"  `, map[string]string{"FOO": "bar"}},
+	{"FOO='bar'", map[string]string{"FOO": "bar"}},
+	{"FOO='bar'  ", map[string]string{"FOO": "bar"}},
+	{`FOO="escaped\"bar"`, map[string]string{"FOO": `escaped"bar`}},
+	{"FOO=", map[string]string{"FOO": ""}},
+	{"FOO=test\nBAR=$FOO", map[string]string{"FOO": "test", "BAR": "test"}},
+	{"FOO=test\nBAR=${FOO}bar", map[string]string{"FOO": "test", "BAR": "testbar"}},
+	{"BAR=$FOO", map[string]string{"BAR": ""}},
+	{"FOO=test\nBAR=\"quote $FOO\"", map[string]string{"FOO": "test", "BAR": "quote test"}},
+	{"BAR='quote $FOO'", map[string]string{"BAR": "quote $FOO"}},
+	{`FOO="foo\$BAR"`, map[string]string{"FOO": "foo$BAR"}},
+	{`FOO="foo\${BAR}"`, map[string]string{"FOO": "foo${BAR}"}},
+	{"OPTION_A: 1", map[string]string{"OPTION_A": "1"}},
+	{"export OPTION_A=2", map[string]string{"OPTION_A": "2"}},
+	{`FOO="bar\nbaz"`, map[string]string{"FOO": `bar\nbaz`}},
+	{"FOO.BAR=foobar", map[string]string{"FOO.BAR": "foobar"}},
+	{"foo=bar ", map[string]string{"foo": "bar"}},
+	{"\n \t  \nfoo=bar\n \nfizz=buzz", map[string]string{"foo": "bar", "fizz": "buzz"}},
+	{"foo=bar # this is foo", map[string]string{"foo": "bar"}},
+	{`foo="bar#baz" # comment`, map[string]string{"foo": "bar#baz"}},
+	{`foo= "bar#baz" # comment`, map[string]string{"foo": "bar#baz"}},
+	{"\n\n\n # HERE GOES FOO \nfoo=bar", map[string]string{"foo": "bar"}},
+	{"# HELLO=world\n", map[string]string{}},
+	{"DATABASE_PASSWORD=\nDATABASE_USERNAME=root\nDATABASE_HOST=/tmp/mysql.sock",
+		map[string]string{"DATABASE_PASSWORD": "", "DATABASE_USERNAME": "root", "DATABASE_HOST": "/tmp/mysql.sock"}},
+	{`foo="ba#r"`, map[string]string{"foo": "ba#r"}},
+	{"foo='ba#r'  ", map[string]string{"foo": "ba#r"}},
+	{"OPTION_A=first line\nexport OPTION_B='line 1\nline 2\nline 3'\nOPTION_C=\"last line\"\nOPTION_ESCAPED='line one\nthis is \\'quoted\\'\none more line'",
+		map[string]string{"OPTION_A": "first line", "OPTION_B": "line 1\nline 2\nline 3", "OPTION_C": "last line",
+			"OPTION_ESCAPED": "line one\nthis is \\'quoted\\'\none more line"}},
+	{"OPTION_A=first line\nexport OPTION_B=\"line 1\nline 2\nline 3\"\nOPTION_C=\"last line\"\nOPTION_ESCAPED=\"line one\nthis is \\\"quoted\\\"\none more line\"",
+		map[string]string{"OPTION_A": "first line", "OPTION_B": "line 1\nline 2\nline 3", "OPTION_C": "last line",
+			"OPTION_ESCAPED": "line one\nthis is \"quoted\"\none more line"}},
+	{"echo=$(echo hello)", map[string]string{"echo": "hello"}},
+	{"FOO=bar\rbaz=fbb", map[string]string{"FOO": "bar", "baz": "fbb"}},
+	{"FOO=bar\r\nbaz=fbb", map[string]string{"FOO": "bar", "baz": "fbb"}},
+	{`FOO="bar\rbaz"`, map[string]string{"FOO": `bar\rbaz`}},
+	{`FOO="bar\$ \$\$"`, map[string]string{"FOO": "bar$ $$"}},
+	{`FOO="bar $ "`, map[string]string{"FOO": "bar $ "}},
+}
+
+// TestRubySuite: every value Ruby dotenv's spec expects is read the same, or carries a warning
+// on its line (expansion and command substitution, which are off here, and \n kept in double
+// quotes, are such differences); a refused input has positioned errors.
+func TestRubySuite(t *testing.T) {
+	agreed := 0
+	for _, c := range rubySuite {
+		res, err := Parse(strings.NewReader(c.in), Options{})
+		if err != nil {
+			var l ErrorList
+			if !errors.As(err, &l) || l[0].Line == 0 || l[0].Column == 0 {
+				t.Errorf("%q: refused without a position: %v", c.in, err)
+			}
+			continue
+		}
+		warnedLines := map[int]bool{}
+		for _, w := range res.Warnings {
+			warnedLines[w.Line] = true
+		}
+		got := map[string]Entry{}
+		for _, e := range res.Entries {
+			got[e.Name] = e
+		}
+		for k, v := range c.want {
+			e, ok := got[k]
+			switch {
+			case !ok:
+				t.Errorf("%q: %s missing", c.in, k)
+			case string(e.Value) == v:
+				agreed++
+			case !warnedLines[e.Line]:
+				t.Errorf("%q: %s = %q, Ruby dotenv %q, and no warning", c.in, k, e.Value, v)
+			}
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("%q: %d entries, Ruby dotenv %d", c.in, len(got), len(c.want))
+		}
+	}
+	t.Logf("%d values read as Ruby dotenv's spec expects", agreed)
+}
