@@ -108,3 +108,13 @@ func TestUTF16WithoutBOM(t *testing.T) {
 		t.Errorf("stray NUL: %v", err)
 	}
 }
+
+// TestTrailingBackslash: an unquoted value ending in its only backslash reads the same in every
+// peer, so it is not warned about (the writer produces it); other backslashes are.
+func TestTrailingBackslash(t *testing.T) {
+	runParseCases(t, Dotenv, []parseCase{
+		{name: "one at the end", in: `A=C:dir\` + "\nB=\\", want: kv("A", `C:dir\`, "B", `\`)},
+		{name: "two at the end", in: `A=a\\`, want: kv("A", `a\\`), warns: []string{WarnEscape}},
+		{name: "inside", in: `A=a\b`, want: kv("A", `a\b`), warns: []string{WarnEscape}},
+	})
+}

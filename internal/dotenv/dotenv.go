@@ -270,8 +270,10 @@ func (p *dparser) unquoted(end int, blank bool) ([]byte, bool) {
 		}
 		p.c.warn(start, WarnBacktick, "backticks are kept as part of the value; Node's dotenv strips them like quotes")
 	}
-	if bytes.IndexByte(v, '\\') >= 0 {
-		p.c.warn(start, WarnEscape, "backslashes in unquoted values are kept as written; Ruby dotenv removes them")
+	if i := bytes.IndexByte(v, '\\'); i >= 0 && i < len(v)-1 {
+		// A single backslash at the very end reads the same everywhere (Ruby dotenv removes a
+		// backslash only when a character follows it).
+		p.c.warn(start+i, WarnEscape, "backslashes in unquoted values are kept as written; Ruby dotenv removes them")
 	}
 	return p.decode(v, modeUnquoted, start)
 }
