@@ -97,12 +97,17 @@ func (v *Vault) now() time.Time {
 // own before the commit that fills it; when that commit fails, the empty env stays on the server.
 // Every reader treats such an env as absent, so that a failed write leaves nothing behind that a
 // user can see, and [Vault.Write] reuses it. list is changed in place and returned.
-func Published(list *api.AppList) *api.AppList {
+func Published(list *api.AppList) *api.AppList { return published(list, nil) }
+
+// published is Published, keeping also the envs for which seen is true: a server that lists an env
+// this client has seen committed with seq 0 is rolling it back, and the read must say so rather
+// than report it missing.
+func published(list *api.AppList, seen func(envID string) bool) *api.AppList {
 	apps := list.Apps[:0]
 	for _, a := range list.Apps {
 		envs := a.Envs[:0]
 		for _, e := range a.Envs {
-			if e.Seq > 0 {
+			if e.Seq > 0 || seen != nil && seen(e.EnvID) {
 				envs = append(envs, e)
 			}
 		}
@@ -122,7 +127,12 @@ func (v *Vault) find(ctx context.Context, appName, envName string) (*api.App, *a
 	if err != nil {
 		return nil, nil, fmt.Errorf("list apps: %w", err)
 	}
-	return findIn(Published(list), appName, envName)
+	return findIn(published(list, v.seen), appName, envName)
+}
+
+// seen reports whether this client's rollback floor has a committed seq for envID.
+func (v *Vault) seen(envID string) bool {
+	return v.HighWater != nil && v.HighWater.Get(envID) > 0
 }
 
 // findForWrite is find, with the envs that were never committed: a write fills them.

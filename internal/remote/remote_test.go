@@ -341,6 +341,24 @@ func TestMisbehavingServerIsRefused(t *testing.T) {
 		{"hide everything (seq 0)", envState(func(st *api.EnvState) {
 			st.Seq, st.Manifest, st.ManifestSig, st.Records = 0, nil, nil, nil
 		}), vault.ErrRollback},
+		{"hide everything, in the listing too (seq 0)", func(path string, body []byte) []byte {
+			if path == "/v1/apps" {
+				var l api.AppList
+				if err := json.Unmarshal(body, &l); err != nil {
+					panic(err)
+				}
+				for i := range l.Apps {
+					for j := range l.Apps[i].Envs {
+						if l.Apps[i].Envs[j].Name == "production" {
+							l.Apps[i].Envs[j].Seq, l.Apps[i].Envs[j].Count = 0, 0
+						}
+					}
+				}
+				b, _ := json.Marshal(&l)
+				return b
+			}
+			return envState(func(st *api.EnvState) { st.Seq, st.Manifest, st.ManifestSig, st.Records = 0, nil, nil, nil })(path, body)
+		}, vault.ErrRollback},
 		{"staging's environment key", envState(func(st *api.EnvState) { st.WrappedEK = staging.WrappedEK }), vault.ErrAuth},
 		{"staging's whole state under production's ids", envState(func(st *api.EnvState) {
 			appID, envID := st.AppID, st.EnvID
