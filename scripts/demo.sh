@@ -44,7 +44,10 @@ step "1. register"
 show "$BIN/ov" auth register --server "$server" --email demo@example.com --password-file "$work/password"
 
 step "2. import the .env"
-show "$BIN/ov" secret import examples/demo.env --app demo --env dev --password-file "$work/password"
+# A service's .env is 0600 (ov warns about one that every user can read); git keeps examples/demo.env
+# as 0644, so the demo imports a 0600 copy.
+show install -m 600 examples/demo.env "$work/.env"
+show "$BIN/ov" secret import "$work/.env" --app demo --env dev --password-file "$work/password"
 
 step "3. verify"
 show "$BIN/ov" secret list --app demo --env dev --password-file "$work/password"

@@ -54,6 +54,8 @@ type App struct {
 	cmd    *command
 	env    func(string) string
 	goos   string
+
+	intr atomic.Bool // SIGINT or SIGTERM cancelled the command
 }
 
 type command struct {
@@ -63,6 +65,7 @@ type command struct {
 	examples []string // full command lines
 	run      func(a *App, ctx context.Context, args []string) error
 	hidden   bool
+	notes    string // printed after the examples of the command's help
 }
 
 var commands []*command
@@ -109,6 +112,7 @@ func Main(ctx context.Context, args []string, stdio Stdio) int {
 		}
 		// The first SIGINT/SIGTERM cancels the command. A command blocked where the context does not
 		// reach (a terminal prompt, a FIFO without a writer) is ended with 130; daemons drain instead.
+		a.intr.Store(true)
 		cancel()
 		restoreTerminal()
 		if a.daemon.Load() {
@@ -150,6 +154,10 @@ func (a *App) dispatch(ctx context.Context, args []string) error {
 		if len(rest) == 0 && !*help {
 			return usageErr("no command given")
 		}
+		return nil
+	}
+	if rest[0] == "version" && len(rest) == 1 {
+		fmt.Fprintf(a.io.Out, "ov %s\n", version.String())
 		return nil
 	}
 	if rest[0] == "help" {
@@ -248,22 +256,15 @@ func (a *App) noArgs(args []string) error {
 }
 
 func (a *App) printHelp(w io.Writer) {
-	fmt.Fprintf(w, "ov: OpaqueVault, a zero-knowledge secrets manager for Linux services\n\nUsage:\n  ov [global flags] COMMAND [flags] [args]\n\nCommands:\n")
-	cs := visible()
-	width := 0
-	for _, c := range cs {
-		width = max(width, len(c.path))
-	}
-	for _, c := range cs {
-		fmt.Fprintf(w, "  %-*s  %s\n", width, c.path, c.summary)
-	}
+	fmt.Fprintf(w, "ov: OpaqueVault, a zero-knowledge secrets manager for Linux services\n\nUsage:\n  ov [global flags] COMMAND [flags] [args]\n")
+	printCommandGroups(w)
 	fmt.Fprintf(w, "\nGlobal flags (before or after the command):\n")
 	fs := pflag.NewFlagSet("ov", pflag.ContinueOnError)
 	(&App{}).addGlobals(fs)
 	fs.BoolP("help", "h", false, "show help")
 	fs.Bool("version", false, "print the version")
 	fmt.Fprint(w, flagUsages(fs))
-	fmt.Fprintf(w, "\nExamples:\n  ov auth register --server https://vault.example.com --email you@example.com\n  ov secret import .env --app myapp --env production\n  ov run --app myapp --env production -- ./server\n\nRun `ov COMMAND --help` for a command's flags. Exit codes: 0 ok, 1 failure, 2 usage, 3 locked or not logged in,\n4 denied, 5 not found, 10 server or agent unreachable, 11 credentials rejected, 130 interrupted; treat unknown codes as failure.\n")
+	fmt.Fprintf(w, "\nExamples:\n  ov auth register --server https://vault.example.com --email you@example.com\n  ov secret import .env --app myapp --env production\n  ov run --app myapp --env production -- ./server\n\nRun `ov help COMMAND` or `ov COMMAND --help` for a command's flags. Exit codes: 0 ok, 1 failure, 2 usage, 3 locked or not logged in,\n4 denied, 5 not found, 10 server or agent unreachable, 11 credentials rejected, 130 interrupted; treat unknown codes as failure.\n")
 }
 
 func (a *App) printGroupHelp(w io.Writer, group string) {
@@ -289,6 +290,9 @@ func (a *App) printCommandHelp(w io.Writer, c *command, fs *pflag.FlagSet) {
 		for _, e := range c.examples {
 			fmt.Fprintf(w, "  %s\n", e)
 		}
+	}
+	if c.notes != "" {
+		fmt.Fprintf(w, "\n%s\n", c.notes)
 	}
 }
 

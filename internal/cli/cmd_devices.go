@@ -26,6 +26,7 @@ func init() {
 
 func (a *App) authDevices(ctx context.Context, args []string) error {
 	fs := a.flags()
+	passwordNotNeeded(fs)
 	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
@@ -59,6 +60,7 @@ func (a *App) authDevices(ctx context.Context, args []string) error {
 
 func (a *App) authDevicesRevoke(ctx context.Context, args []string) error {
 	fs := a.flags()
+	passwordNotNeeded(fs)
 	ids, err := a.parse(fs, args)
 	if err != nil {
 		return err

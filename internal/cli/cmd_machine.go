@@ -45,8 +45,8 @@ func init() {
 		summary: "revoke machine keys: at once on the server, and with --rotate by re-keying their envs",
 		usage:   "auth machine-key revoke ID... | --all [--rotate]",
 		examples: []string{
-			"ov auth machine-key revoke 3f2a9c0d1e4b5a6978877665544332211",
-			"ov auth machine-key revoke 3f2a9c0d1e4b5a6978877665544332211 --rotate   # after a compromise",
+			"ov auth machine-key revoke 3f2a9c0d1e4b5a697887766554433221",
+			"ov auth machine-key revoke 3f2a9c0d1e4b5a697887766554433221 --rotate   # after a compromise",
 			"ov auth machine-key revoke --all",
 		},
 		run: (*App).machineKeyRevoke,
@@ -231,7 +231,7 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 	}
 	if !toPipe && len(req.Scopes) > 0 {
 		sc := req.Scopes[0]
-		fmt.Fprintf(msg, "Next: sudo ov agent install --machine-key %s --app %s --env %s --user %s --enable\n", *out, sc.App, sc.Env, currentUserName())
+		agentInstallHint(msg, *out, sc.App, sc.Env, currentUserName())
 		fmt.Fprintf(msg, "  and in the unit: ExecStart=/usr/bin/ov run --app %s --env %s --machine-key %s -- /path/to/your/server\n", sc.App, sc.Env, *out)
 	}
 	return nil
@@ -246,6 +246,7 @@ func currentUserName() string {
 
 func (a *App) machineKeyList(ctx context.Context, args []string) error {
 	fs := a.flags()
+	passwordNotNeeded(fs)
 	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}

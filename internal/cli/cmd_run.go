@@ -60,6 +60,10 @@ func init() {
 			"ov run --app myapp --env production --machine-key-credential ov-myapp -- /opt/myapp/bin/server   # LoadCredential(Encrypted)=ov-myapp",
 			"ov run --app myapp --env production --no-inherit -- /usr/bin/env",
 		},
+		notes: "Exit status: the program's own once ov has replaced itself with it (same PID, signals, exit status).\n" +
+			"Before that: 2 usage, 3 locked or not logged in, 4 denied, 5 no such app, env or secret, 10 server or agent\n" +
+			"unreachable, 11 credentials rejected, 130 interrupted, 125 any other failure, 126 the program cannot be\n" +
+			"executed, 127 the program is not found (as env(1)).",
 		run: (*App).run,
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 
 	"github.com/opaquevault/opaquevault/credentials"
@@ -139,21 +140,34 @@ func (a *App) parseDotenvFile(path string, format dotenv.Format, expand bool) (*
 	res, err := dotenv.Parse(r, dotenv.Options{Format: format, Expand: expand, Filename: name, Env: lookup})
 	if err != nil {
 		var list dotenv.ErrorList
-		if errors.As(err, &list) {
-			sort.SliceStable(list, func(i, j int) bool {
-				if list[i].Line != list[j].Line {
-					return list[i].Line < list[j].Line
-				}
-				return list[i].Column < list[j].Column
-			})
+		if !errors.As(err, &list) || len(list) == 0 {
+			return nil, err
 		}
-		if len(list) > 1 {
-			for _, e := range list[1:] {
-				fmt.Fprintf(a.io.Err, "ov: error: %v\n", e)
+		// Everything that is wrong, warnings of the refused file included, in line order, so that
+		// the file can be fixed in one go.
+		type problem struct {
+			line, col int
+			text      string
+		}
+		var all []problem
+		if res != nil {
+			for _, w := range res.Warnings {
+				all = append(all, problem{w.Line, w.Column, "ov: warning: " + w.String()})
 			}
-			return nil, withHints(list[0], fmt.Sprintf("%d problem(s) in %s; nothing was imported", len(list), name))
 		}
-		return nil, withHints(err, "nothing was imported")
+		if len(list) == 1 && len(all) == 0 {
+			return nil, withHints(list[0], "nothing was imported")
+		}
+		for _, e := range list {
+			all = append(all, problem{e.Line, e.Column, "ov: error: " + e.Error()})
+		}
+		sort.SliceStable(all, func(i, j int) bool {
+			return all[i].line < all[j].line || all[i].line == all[j].line && all[i].col < all[j].col
+		})
+		for _, p := range all {
+			fmt.Fprintln(a.io.Err, p.text)
+		}
+		return nil, fmt.Errorf("%d error(s) in %s; nothing was imported", len(list), name)
 	}
 	return res, nil
 }
@@ -219,6 +233,8 @@ func (a *App) secretImport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer res.Wipe()
+	a.log.WithFields(logrus.Fields{"file": args[0], "format": format.String(), "expand": *expand, "entries": len(res.Entries),
+		"warnings": len(res.Warnings)}).Debug("parsed")
 	out := importOut{App: t.app, Env: t.env, DryRun: *dry, Total: len(res.Entries), Warnings: []string{}, Secrets: []importEntry{}}
 	for _, w := range res.Warnings {
 		out.Warnings = append(out.Warnings, w.String())
@@ -278,10 +294,13 @@ func (a *App) secretImport(ctx context.Context, args []string) error {
 		}
 		return ch, nil
 	}
+	start := time.Now()
 	wr, err := s.vault.Write(ctx, t.app, t.env, true, plan)
 	if err != nil {
 		return envError(err, t.app, t.env)
 	}
+	a.log.WithFields(logrus.Fields{"app": t.app, "env": t.env, "seq": wr.Seq, "attempts": wr.Attempts, "created": wr.Created,
+		"took": time.Since(start).Round(time.Millisecond)}).Debug("committed")
 	out.Seq = wr.Seq
 	for i := range out.Secrets {
 		out.Secrets[i].Status = status[out.Secrets[i].Name]
@@ -369,7 +388,9 @@ type listEntry struct {
 	Version uint64 `json:"version"`
 }
 
-func (a *App) readEnv(ctx context.Context, fs *pflag.FlagSet, args []string, t *target) (*session, *remote.Env, []string, error) {
+// readEnv parses the flags, checks the arguments with check (before any password is asked for),
+// unlocks and reads the env.
+func (a *App) readEnv(ctx context.Context, fs *pflag.FlagSet, args []string, t *target, check ...func([]string) error) (*session, *remote.Env, []string, error) {
 	var u unlockFlags
 	u.add(fs)
 	args, err := a.parse(fs, args)
@@ -379,15 +400,23 @@ func (a *App) readEnv(ctx context.Context, fs *pflag.FlagSet, args []string, t *
 	if err := a.need(*t); err != nil {
 		return nil, nil, nil, err
 	}
+	for _, c := range check {
+		if err := c(args); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	s, err := a.unlock(ctx, u)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	start := time.Now()
 	env, err := s.vault.Read(ctx, t.app, t.env)
 	if err != nil {
 		s.close()
 		return nil, nil, nil, envError(err, t.app, t.env)
 	}
+	a.log.WithFields(logrus.Fields{"app": t.app, "env": t.env, "seq": env.Seq, "epoch": env.Epoch, "secrets": len(env.Secrets),
+		"took": time.Since(start).Round(time.Millisecond)}).Debug("read, verified and decrypted the env")
 	return s, env, args, nil
 }
 
@@ -431,15 +460,20 @@ func (a *App) secretGet(ctx context.Context, args []string) error {
 	var t target
 	t.add(fs)
 	noNL := fs.Bool("no-newline", false, "do not print a newline after the value")
-	s, env, args, err := a.readEnv(ctx, fs, args, &t)
+	s, env, args, err := a.readEnv(ctx, fs, args, &t, func(args []string) error {
+		if len(args) != 1 {
+			return usageErr("secret get takes one NAME", "usage: ov "+a.cmd.usage)
+		}
+		if err := checkVarName(args[0]); err != nil {
+			return usageErr(err.Error()) // as `secret set` does
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	defer env.Wipe()
-	if len(args) != 1 {
-		return usageErr("secret get takes one NAME", "usage: ov "+a.cmd.usage)
-	}
 	sec, ok := env.Lookup(args[0])
 	if !ok {
 		return withCode(ExitNotFound, fmt.Errorf("get %q: no such secret in %s/%s", args[0], t.app, t.env), fmt.Sprintf("`ov secret list --app %s --env %s` shows the names", t.app, t.env))
@@ -542,6 +576,11 @@ func (a *App) secretDelete(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageErr("secret delete takes at least one NAME", "usage: ov "+a.cmd.usage)
 	}
+	for _, n := range args {
+		if err := checkVarName(n); err != nil {
+			return usageErr(err.Error())
+		}
+	}
 	s, err := a.unlock(ctx, u)
 	if err != nil {
 		return err
@@ -621,6 +660,7 @@ func (a *App) secretExport(ctx context.Context, args []string) error {
 
 func (a *App) appList(ctx context.Context, args []string) error {
 	fs := a.flags()
+	passwordNotNeeded(fs)
 	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
@@ -633,6 +673,7 @@ func (a *App) appList(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("list apps: %w", err)
 	}
+	list = remote.Published(list)
 	sort.Slice(list.Apps, func(i, j int) bool { return list.Apps[i].Name < list.Apps[j].Name })
 	if a.g.JSON {
 		type app struct {
@@ -666,6 +707,7 @@ func (a *App) appList(ctx context.Context, args []string) error {
 
 func (a *App) envList(ctx context.Context, args []string) error {
 	fs := a.flags()
+	passwordNotNeeded(fs)
 	app := fs.String("app", "", "the app (required)")
 	if err := a.parseNone(fs, args); err != nil {
 		return err
@@ -682,6 +724,7 @@ func (a *App) envList(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("list envs: %w", err)
 	}
+	list = remote.Published(list)
 	for _, ap := range list.Apps {
 		if ap.Name != *app {
 			continue

@@ -126,6 +126,11 @@ func (a *App) finish(err error) int {
 		return ExitOK
 	}
 	code := exitCode(err)
+	if errors.Is(err, context.Canceled) && (code == ExitInterrupted || a.intr.Load()) {
+		// A signal cancelled the command: say so (exit 130), not "context canceled" from wherever
+		// it stopped, nor the code of a request that the cancellation cut short.
+		code, err = ExitInterrupted, errors.New("interrupted")
+	}
 	if a.cmd != nil && a.cmd.path == "run" && code == ExitFailure {
 		code = ExitRunFailed
 	}

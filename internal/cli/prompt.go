@@ -7,9 +7,11 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/opaquevault/opaquevault/credentials"
@@ -31,23 +33,10 @@ func (a *App) readSecretInput(prompt, file string, confirm bool) ([]byte, error)
 			"pass --password-file FILE (a 0600 file holding it), or unlock an agent with `ov agent start`; ov never takes a password on the command line or from the environment")
 	}
 	defer tty.Close()
-	ask := func(p string) ([]byte, error) {
-		fmt.Fprintf(tty, "%s: ", p)
-		saveTerminal(int(tty.Fd()))
-		b, err := term.ReadPassword(int(tty.Fd()))
-		forgetTerminal()
-		fmt.Fprint(tty, "\r\n")
-		if err != nil {
-			return nil, fmt.Errorf("read %s from terminal: %w", prompt, err)
-		}
-		return b, nil
-	}
+	ask := func(p string) ([]byte, error) { return askNoEcho(tty, p, prompt) }
 	first, err := ask(upperFirst(prompt))
 	if err != nil {
 		return nil, err
-	}
-	if len(first) == 0 {
-		return nil, errors.New("read " + prompt + ": empty input")
 	}
 	if !confirm {
 		return first, nil
@@ -65,11 +54,64 @@ func (a *App) readSecretInput(prompt, file string, confirm bool) ([]byte, error)
 	return first, nil
 }
 
+// askNoEcho prints p on tty and reads one line with echo off. Ctrl-D (end of input) and an empty
+// line give up with ExitLocked, as no terminal would: term.ReadPassword keeps waiting after Ctrl-D,
+// because a terminal read of 0 bytes is not an error to it.
+func askNoEcho(tty *os.File, p, what string) ([]byte, error) {
+	fd := int(tty.Fd())
+	fmt.Fprintf(tty, "%s: ", p)
+	saveTerminal(fd)
+	defer forgetTerminal()
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, fmt.Errorf("read %s from terminal: %w", what, err)
+	}
+	quiet := *old
+	quiet.Lflag &^= unix.ECHO
+	quiet.Lflag |= unix.ICANON | unix.ISIG
+	quiet.Iflag |= unix.ICRNL
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return nil, fmt.Errorf("read %s from terminal: %w", what, err)
+	}
+	defer func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, old) }()
+	var line []byte
+	var b [1]byte
+	for {
+		n, err := unix.Read(fd, b[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			clear(line)
+			return nil, fmt.Errorf("read %s from terminal: %w", what, err)
+		}
+		if n == 0 { // Ctrl-D
+			fmt.Fprint(tty, "\r\n")
+			clear(line)
+			return nil, withCode(ExitLocked, errors.New("locked: no "+what+" given (end of input)"))
+		}
+		if b[0] == '\n' {
+			break
+		}
+		line = append(line, b[0])
+	}
+	fmt.Fprint(tty, "\r\n")
+	if len(line) == 0 {
+		return nil, withCode(ExitLocked, errors.New("locked: no "+what+" given (empty input)"))
+	}
+	return line, nil
+}
+
 // readPasswordFile reads a password from a 0600 file of the caller, dropping one trailing newline.
 func readPasswordFile(path string) ([]byte, error) {
 	buf, err := credentials.ReadSecretFile(path, credentials.ReadOptions{MaxSize: maxPasswordFile})
 	if err != nil {
-		return nil, withHints(fmt.Errorf("read password file: %w", err), "create it with `install -m 600 /dev/null FILE` and write the password into it")
+		err = fmt.Errorf("read password file: %w", err)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Like a missing .env file: not found (5).
+			err = withCode(ExitNotFound, err)
+		}
+		return nil, withHints(err, "create it with `install -m 600 /dev/null FILE` and write the password into it")
 	}
 	defer buf.Destroy()
 	b := bytes.Clone(buf.Bytes())

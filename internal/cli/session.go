@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -105,8 +106,10 @@ func (a *App) unlock(ctx context.Context, u unlockFlags) (*session, error) {
 	if err != nil {
 		return fail(err)
 	}
+	start := time.Now()
 	pk, err := remote.PasswordKeys(pw, ask, bundle.AccountID, bundle.KDF)
 	clear(pw)
+	a.log.WithField("server", cl.Server()).WithField("argon2id", time.Since(start).Round(time.Millisecond)).Debug("derived the password keys")
 	if err != nil {
 		return fail(fmt.Errorf("unlock: %w", err))
 	}

@@ -13,14 +13,15 @@ import (
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
-// varNameRE is what `ov secret import` accepts: POSIX names, plus "." and "-" (with a warning there).
-var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+// varNameRE is what `ov secret import` accepts: POSIX names, plus "." and "-" and a leading digit
+// (with a warning there). `ov run` passes such names through execve, as env(1) does.
+var varNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
 // checkVarName requires an environment variable name. The error does not repeat the input: what
 // was typed where a name belongs may be a value (`ov secret set TOKEN=abc`).
 func checkVarName(name string) error {
 	if len(name) > 255 || !varNameRE.MatchString(name) {
-		return fmt.Errorf("invalid secret name (%d bytes): use letters, digits, _ . and -, starting with a letter or _", len(name))
+		return fmt.Errorf("invalid secret name (%d bytes): use letters, digits, _ . and -, not starting with . or -", len(name))
 	}
 	return nil
 }

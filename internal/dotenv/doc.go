@@ -20,14 +20,14 @@
 //
 //   - KEY=VALUE per line, an optional "export " prefix, blanks around "=" and
 //     around the value, a UTF-8 byte order mark, LF, CRLF or CR line ends.
-//   - Names match [A-Za-z_][A-Za-z0-9_]*; "." and "-" are accepted with a
-//     warning. Any other name is an error.
+//   - Names match [A-Za-z_][A-Za-z0-9_]*; "." and "-" inside a name and a
+//     leading digit are accepted with a warning. Any other name is an error.
 //   - Lines whose first non-blank character is "#" are comments. After an
 //     unquoted value, "#" starts a comment only when a blank precedes it
 //     ("a#b" is a value, "a #b" is "a").
 //   - Unquoted values are trimmed and taken literally: no escapes.
-//   - 'single quotes' are literal; a quote preceded by a backslash does not
-//     end the value. "double quotes" decode \n \r \t \" \' \\ and \$; any
+//   - 'single quotes' are literal; a quote preceded by an odd number of
+//     backslashes does not end the value. "double quotes" decode \n \r \t \" \' \\ and \$; any
 //     other backslash sequence is kept as written. Both may span lines.
 //   - Backticks are not quotes. "$(...)" is never run. ${VAR} and $VAR are
 //     kept literally unless [Options.Expand] is set.
@@ -39,6 +39,7 @@
 // # Errors
 //
 // Any problem refuses the whole file: Parse returns an [ErrorList] of
-// [*SyntaxError], each with file, line and column, and no entries. Columns
+// [*SyntaxError], each with file, line and column, in line order, and a
+// [Result] with the warnings found and no entries. Columns
 // count bytes from 1, like the Go compiler's.
 package dotenv

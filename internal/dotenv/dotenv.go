@@ -103,7 +103,7 @@ func (p *dparser) skipSpace() int {
 	return p.pos - start
 }
 
-const nameRule = `names start with a letter or "_" and hold letters, digits, "_", "." and "-"`
+const nameRule = `names hold ASCII letters, digits, "_", "." and "-" (and do not start with "." or "-")`
 
 // statement parses one assignment starting at p.pos, which is not blank.
 func (p *dparser) statement() {
@@ -258,10 +258,22 @@ func (p *dparser) unquoted(end int, blank bool) ([]byte, bool) {
 			`end the value there`)
 	}
 	if len(v) > 0 && v[0] == '`' {
+		if bytes.IndexByte(raw[1:], '`') < 0 {
+			if i := bytes.IndexByte(p.src[end:], '`'); i >= 0 {
+				// Node's dotenv reads a value in backticks across lines; every other peer reads
+				// the lines that follow as statements of their own.
+				p.c.errorf(start, "a backtick that is closed on a later line: only Node's dotenv reads backticks as "+
+					"quotes across lines; put the value in double quotes")
+				p.pos = p.lineEnd(end + i)
+				return nil, false
+			}
+		}
 		p.c.warn(start, WarnBacktick, "backticks are kept as part of the value; Node's dotenv strips them like quotes")
 	}
-	if bytes.IndexByte(v, '\\') >= 0 {
-		p.c.warn(start, WarnEscape, "backslashes in unquoted values are kept as written; Ruby dotenv removes them")
+	if i := bytes.IndexByte(v, '\\'); i >= 0 && i < len(v)-1 {
+		// A single backslash at the very end reads the same everywhere (Ruby dotenv removes a
+		// backslash only when a character follows it).
+		p.c.warn(start+i, WarnEscape, "backslashes in unquoted values are kept as written; Ruby dotenv removes them")
 	}
 	return p.decode(v, modeUnquoted, start)
 }
@@ -298,15 +310,23 @@ func (p *dparser) doubleQuoted() ([]byte, bool) {
 func (p *dparser) singleQuoted() ([]byte, bool) {
 	open := p.pos
 	closing := -1
+	escaped := false // after an odd number of backslashes
 	for i := open + 1; i < len(p.src); i++ {
-		if p.src[i] == '\'' && p.src[i-1] != '\\' {
+		switch c := p.src[i]; {
+		case c == '\\':
+			escaped = !escaped
+			continue
+		case c == '\'' && !escaped:
 			closing = i
+		}
+		if closing >= 0 {
 			break
 		}
+		escaped = false
 	}
 	if closing < 0 {
 		p.c.errorf(open, `unterminated single-quoted value: no closing "'" before the end of the file `+
-			`(a quote after a backslash does not close it)`)
+			`(a quote after an odd number of backslashes does not close it)`)
 		p.pos = len(p.src)
 		return nil, false
 	}
@@ -314,7 +334,8 @@ func (p *dparser) singleQuoted() ([]byte, bool) {
 	p.pos = closing + 1
 	ok := p.afterQuote()
 	if bytes.Contains(inner, []byte(`\'`)) || bytes.Contains(inner, []byte(`\\`)) {
-		p.c.warn(open, WarnEscape, `\' and \\ in single quotes are kept as written; python-dotenv decodes them to ' and \`)
+		p.c.warn(open, WarnEscape, `\' and \\ in single quotes are kept as written; python-dotenv decodes them to ' and \, `+
+			`compose-go decodes \' to '`)
 	}
 	if bytes.Contains(inner, []byte("${")) {
 		p.c.warn(open, WarnExpansion, "${...} in single quotes is kept literally; python-dotenv expands it even there")

@@ -209,7 +209,7 @@ func TestDotenvNames(t *testing.T) {
 		{name: "lower case and digits", in: "a=1\n_A1=2\nA_1_b=3", want: kv("a", "1", "_A1", "2", "A_1_b", "3")},
 		{name: "rb: dots (warned)", in: "FOO.BAR=foobar", want: kv("FOO.BAR", "foobar"), warns: []string{WarnName}},
 		{name: "dotenvx: hyphen (warned; go and rb refuse)", in: "HY-PHEN=hyphen", want: kv("HY-PHEN", "hyphen"), warns: []string{WarnName}},
-		{name: "leading digit", in: "1ABC=" + secretMarker, err: "1:1: invalid name"},
+		{name: "node, go, py: leading digit (warned)", in: "456=ABC\n1ABC=x", want: kv("456", "ABC", "1ABC", "x"), warns: []string{WarnName, WarnName}},
 		{name: "go: empty name", in: `="` + secretMarker + `"`, err: `1:1: missing name before "="`},
 		{name: "compose: brackets", in: "a[1]=" + secretMarker, err: "1:2: invalid character in name"},
 		{name: "compose: non-ASCII name", in: "árvíztűrő=" + secretMarker, err: "1:1: invalid character in name"},
@@ -228,7 +228,7 @@ func TestDotenvNames(t *testing.T) {
 			warns: []string{WarnSyntax, WarnSyntax, WarnSyntax},
 		},
 		{name: "go: YAML document separator", in: "---\nKEY: value", want: kv("KEY", "value"), warns: []string{WarnSyntax, WarnSyntax}},
-		{name: "all problems reported", in: "1A=x\nGOOD=1\n2B=y\nC D=z\n", err: "1:1: invalid name"},
+		{name: "all problems reported", in: "A!=x\nGOOD=1\n2B=y\nC D=z\n", err: "1:2: invalid character in name"},
 	})
 }
 
@@ -274,7 +274,7 @@ func TestDotenvErrors(t *testing.T) {
 	})
 
 	// Every problem is reported, with its position.
-	_, err := Parse(strings.NewReader("1A=x\nGOOD=1\n2B=y\nC D=z\nE=\"open\n"), Options{Filename: "app.env"})
+	_, err := Parse(strings.NewReader("A!=x\nGOOD=1\n.B=y\nC D=z\nE=\"open\n"), Options{Filename: "app.env"})
 	var l ErrorList
 	if !errors.As(err, &l) {
 		t.Fatalf("got %v, want an ErrorList", err)
@@ -284,7 +284,7 @@ func TestDotenvErrors(t *testing.T) {
 		got = append(got, e.Error())
 	}
 	want := []string{
-		`app.env:1:1: invalid name: ` + nameRule,
+		`app.env:1:2: invalid character in name: ` + nameRule,
 		`app.env:3:1: invalid name: ` + nameRule,
 		`app.env:4:3: invalid name: names cannot contain blanks`,
 		`app.env:5:3: unterminated double-quoted value: no closing '"' before the end of the file`,
@@ -296,7 +296,7 @@ func TestDotenvErrors(t *testing.T) {
 		t.Errorf("ErrorList.Error() = %q", err.Error())
 	}
 	var se *SyntaxError
-	if !errors.As(err, &se) || se.Line != 1 || se.Column != 1 || se.File != "app.env" {
+	if !errors.As(err, &se) || se.Line != 1 || se.Column != 2 || se.File != "app.env" {
 		t.Errorf("errors.As(*SyntaxError) = %+v", se)
 	}
 }

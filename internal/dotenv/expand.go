@@ -33,8 +33,8 @@ type decoder struct {
 	mode      valueMode
 	expand    bool
 	escapes   int
-	refs      bool  // $NAME, ${ or $digit seen with expansion off
-	command   bool  // $( seen
+	refsAt    int   // source offset of the first $NAME, ${ or $digit seen with expansion off, or -1
+	commandAt int   // source offset of the first $(, or -1
 	undefined []int // source offsets of "$" of undefined variables
 	err       string
 	errOff    int
@@ -46,7 +46,7 @@ func (d *decoder) srcOff(s []byte) int { return cap(d.p.src) - cap(s) }
 
 // decode returns the value of raw, reporting problems at off.
 func (p *dparser) decode(raw []byte, mode valueMode, off int) ([]byte, bool) {
-	d := decoder{p: p, mode: mode, expand: p.opt.Expand}
+	d := decoder{p: p, mode: mode, expand: p.opt.Expand, refsAt: -1, commandAt: -1}
 	out := d.run(raw, make([]byte, 0, len(raw)), 0)
 	if d.err != "" {
 		p.c.errorf(d.errOff, "%s", d.err)
@@ -117,15 +117,17 @@ func (d *decoder) dollar(s, out []byte, depth int) ([]byte, int) {
 	}
 	switch n := s[1]; {
 	case n == '(':
-		d.command = true
+		if d.commandAt < 0 {
+			d.commandAt = d.srcOff(s)
+		}
 	case n == '{':
 		if d.expand {
 			return d.braced(s, out, depth)
 		}
-		d.refs = true
+		d.ref(s)
 	case isNameStart(n):
 		if !d.expand {
-			d.refs = true
+			d.ref(s)
 			break
 		}
 		j := 2
@@ -139,10 +141,18 @@ func (d *decoder) dollar(s, out []byte, depth int) ([]byte, int) {
 		return append(out, v...), j
 	case isDigit(n):
 		if !d.expand {
-			d.refs = true // godotenv substitutes $1
+			d.ref(s) // godotenv substitutes $1
 		}
 	}
 	return append(out, '$'), 1
+}
+
+// ref records a reference at s, which starts with "$", seen with expansion
+// off.
+func (d *decoder) ref(s []byte) {
+	if d.refsAt < 0 {
+		d.refsAt = d.srcOff(s)
+	}
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -256,12 +266,12 @@ func (d *decoder) report(off int) {
 		}
 		c.warn(off, WarnEscape, "backslash escapes in double quotes are decoded here; %s", strings.Join(parts, "; "))
 	}
-	if d.refs {
-		c.warn(off, WarnExpansion, `"$" before a name or "{" is kept literally (expansion is off); godotenv, compose-go `+
+	if d.refsAt >= 0 {
+		c.warn(d.refsAt, WarnExpansion, `"$" before a name or "{" is kept literally (expansion is off); godotenv, compose-go `+
 			`and Ruby dotenv would substitute a variable there, python-dotenv too for ${...}`)
 	}
-	if d.command {
-		c.warn(off, WarnCommand, `"$(" is kept literally; Ruby dotenv would run it as a shell command`)
+	if d.commandAt >= 0 {
+		c.warn(d.commandAt, WarnCommand, `"$(" is kept literally; Ruby dotenv would run it as a shell command`)
 	}
 	for _, at := range d.undefined {
 		c.warn(at, WarnExpansion, "undefined variable (not set above nor in the environment): it expands to an empty string")

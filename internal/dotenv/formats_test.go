@@ -58,6 +58,7 @@ func TestSystemd(t *testing.T) {
 		{name: "export is refused", in: "export A=" + secretMarker, err: `1:1: invalid name: systemd does not understand "export"`},
 		{name: "dots are refused", in: "A.B=" + secretMarker, err: "1:1: invalid name: systemd accepts only"},
 		{name: "leading digit", in: "1A=" + secretMarker, err: "1:1: invalid name"},
+		{name: "leading dot", in: ".A=" + secretMarker, err: "1:1: invalid name"},
 		{name: "blank in name", in: "A B=" + secretMarker, err: "1:1: invalid name"},
 		{name: "line starting with = is ignored", in: "=" + secretMarker, want: kv(), warns: []string{WarnNoValue}},
 		{name: "name starting with =", in: "=" + secretMarker + "=x", err: "1:1: invalid name"},
@@ -91,7 +92,8 @@ func TestDocker(t *testing.T) {
 		{name: "blank before =", in: "A =" + secretMarker, err: "1:1: invalid name: names cannot contain blanks"},
 		{name: "export", in: "export A=" + secretMarker, err: "1:1: invalid name: names cannot contain blanks"},
 		{name: "missing name", in: "=" + secretMarker, err: `1:1: missing name before "="`},
-		{name: "invalid name", in: "1A=" + secretMarker, err: "1:1: invalid name"},
+		{name: "leading digit (warned)", in: "1A=x", want: kv("1A", "x"), warns: []string{WarnName}},
+		{name: "invalid name", in: ".A=" + secretMarker, err: "1:1: invalid name"},
 		{name: "garbage", in: secretMarker + "!", err: "1:1: not a NAME=VALUE assignment"},
 		{name: "line too long", in: "A=" + strings.Repeat("x", 70000), err: "1:1: line is longer than 64 KiB"},
 		{name: "invalid UTF-8", in: "A=\xff", err: "1:3: invalid UTF-8"},
@@ -119,11 +121,12 @@ func TestJSON(t *testing.T) {
 		{name: "empty file", in: "", err: "invalid JSON: unexpected end of the file"},
 		{name: "NUL escape", in: `{"A":"x\u0000` + secretMarker + `"}`, err: "1:6: the value contains a NUL character"},
 		{name: "unpaired surrogate", in: `{"A":"\ud800` + secretMarker + `"}`, err: `1:6: the value has an invalid \u escape`},
-		{name: "invalid name", in: `{"1A":"` + secretMarker + `"}`, err: "1:2: invalid name"},
+		{name: "leading digit (warned)", in: `{"1A":"x"}`, want: kv("1A", "x"), warns: []string{WarnName}},
+		{name: "invalid name", in: `{"-A":"` + secretMarker + `"}`, err: "1:2: invalid name"},
 		{name: "invalid name and a number", in: `{"a b":1}`, err: "1:2: invalid name"},
 	})
 	// All problems are reported.
-	_, err := Parse(strings.NewReader(`{"A":1,"B":"ok","C":[1,2],"1D":"x"}`), Options{Format: JSON})
+	_, err := Parse(strings.NewReader(`{"A":1,"B":"ok","C":[1,2],".D":"x"}`), Options{Format: JSON})
 	var l ErrorList
 	if !errors.As(err, &l) || len(l) != 3 {
 		t.Errorf("got %v, want 3 errors", err)
@@ -187,7 +190,7 @@ func TestMessages(t *testing.T) {
 		t.Errorf("two errors: %q", got)
 	}
 	// The error cap.
-	_, err := Parse(strings.NewReader(strings.Repeat("1A=x\n", 200)), Options{})
+	_, err := Parse(strings.NewReader(strings.Repeat(".A=x\n", 200)), Options{})
 	var l ErrorList
 	if !errors.As(err, &l) || len(l) != maxErrors+1 || l[maxErrors].Msg != "too many errors" {
 		t.Errorf("got %d errors", len(l))

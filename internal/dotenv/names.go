@@ -10,21 +10,24 @@ type nameKind int
 const (
 	nameInvalid  nameKind = iota
 	namePOSIX             // [A-Za-z_][A-Za-z0-9_]*
-	nameExtended          // also has "." or "-", which dotenv libraries accept
+	nameExtended          // also has "." or "-", or starts with a digit, which dotenv libraries accept
 )
 
 // classifyName reports whether name is a POSIX name, an extended one or
 // neither. Only the first two may be shown in messages: text that is not a
 // name may be part of a value.
 func classifyName(name string) nameKind {
-	if name == "" || !isNameStart(name[0]) {
+	if name == "" {
 		return nameInvalid
 	}
 	kind := namePOSIX
-	for i := 1; i < len(name); i++ {
+	if isDigit(name[0]) {
+		kind = nameExtended
+	}
+	for i := 0; i < len(name); i++ {
 		switch c := name[i]; {
-		case isNameStart(c) || c >= '0' && c <= '9':
-		case c == '.' || c == '-':
+		case isNameStart(c) || isDigit(c):
+		case i > 0 && (c == '.' || c == '-'):
 			kind = nameExtended
 		default:
 			return nameInvalid

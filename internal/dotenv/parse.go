@@ -57,10 +57,12 @@ func (r *Result) Wipe() {
 // Parse reads one file in opt.Format. It reads at most [MaxFileSize] bytes
 // and refuses larger inputs before parsing them.
 //
-// On any problem it returns a nil Result and an [ErrorList] listing every
-// problem it found (wrapping [ErrTooLarge] for an oversized input). An
-// error from r is returned wrapped. Expand with a format other than [Dotenv]
-// is an error too.
+// On any problem in the file it returns an [ErrorList] listing every
+// problem it found, in line order (wrapping [ErrTooLarge] for an oversized
+// input), and a Result with no entries that holds the warnings found so
+// far, so that a refused file can be fixed in one go. An error from r, an
+// unknown format or Expand with a format other than [Dotenv] returns a nil
+// Result.
 func Parse(r io.Reader, opt Options) (*Result, error) {
 	if !opt.Format.valid() {
 		return nil, fmt.Errorf("parse %s: unknown format %d", displayName(opt.Filename), int(opt.Format))
@@ -74,11 +76,15 @@ func Parse(r io.Reader, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("read %s: %w", displayName(opt.Filename), err)
 	}
 	if len(data) > MaxFileSize {
-		return nil, ErrorList{{File: opt.Filename, Msg: "file is larger than 1 MiB; refusing to parse it", Err: ErrTooLarge}}
+		return &Result{}, ErrorList{{File: opt.Filename, Msg: "file is larger than 1 MiB; refusing to parse it", Err: ErrTooLarge}}
 	}
 	c := &collector{file: opt.Filename, index: make(map[string]int)}
 	if bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF}) {
-		return nil, ErrorList{{File: opt.Filename, Line: 1, Column: 1, Msg: "the file is UTF-16; convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"}}
+		return &Result{}, ErrorList{{File: opt.Filename, Line: 1, Column: 1, Msg: "the file is UTF-16; convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"}}
+	}
+	if enc := utf16Guess(data); enc != "" {
+		return &Result{}, ErrorList{{File: opt.Filename, Line: 1, Column: 1,
+			Msg: "the file looks like " + enc + " without a byte order mark; convert it to UTF-8 (iconv -f " + enc + " -t UTF-8)"}}
 	}
 	src := bytes.TrimPrefix(data, utf8BOM)
 	bom := len(src) < len(data)
@@ -95,15 +101,50 @@ func Parse(r io.Reader, opt Options) (*Result, error) {
 	case JSON:
 		parseJSON(src, c)
 	}
-	if len(c.errs) > 0 {
-		c.wipe()
-		return nil, c.errs
-	}
 	sort.SliceStable(c.warns, func(i, j int) bool {
 		a, b := c.warns[i], c.warns[j]
 		return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
 	})
+	if len(c.errs) > 0 {
+		c.wipe()
+		sort.SliceStable(c.errs, func(i, j int) bool {
+			a, b := c.errs[i], c.errs[j]
+			return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
+		})
+		return &Result{Warnings: c.warns}, c.errs
+	}
 	return &Result{Entries: c.entries, Warnings: c.warns}, nil
+}
+
+// utf16Guess returns "UTF-16LE" or "UTF-16BE" when data, which has no byte
+// order mark, looks like UTF-16: in its first 256 bytes, at least half of
+// the 2-byte units are an ASCII character with a NUL byte after (LE) or
+// before (BE) it, and no unit is the other way round or two NULs.
+func utf16Guess(data []byte) string {
+	n := min(len(data), 256) &^ 1
+	if n < 4 {
+		return ""
+	}
+	var le, be, both int // pairs like "A\0", "\0A" and "\0\0"
+	for i := 0; i < n; i += 2 {
+		switch a, b := data[i], data[i+1]; {
+		case a != 0 && b == 0:
+			le++
+		case a == 0 && b != 0:
+			be++
+		case a == 0 && b == 0:
+			both++
+		}
+	}
+	pairs := n / 2
+	switch {
+	case both > 0:
+	case be == 0 && 2*le >= pairs:
+		return "UTF-16LE"
+	case le == 0 && 2*be >= pairs:
+		return "UTF-16BE"
+	}
+	return ""
 }
 
 func displayName(file string) string {
@@ -240,7 +281,13 @@ func (c *collector) checkName(name string, off int, strict bool, why string) boo
 			c.errorf(off, "invalid name: %s", why)
 			return false
 		}
-		c.warn(off, WarnName, "%q has \".\" or \"-\": dotenv libraries accept it, but shells and systemd's EnvironmentFile= drop it", name)
+		if isDigit(name[0]) {
+			c.warn(off, WarnName, "%q starts with a digit: dotenv libraries accept it and `ov run` passes it on, "+
+				"but shells cannot set it and systemd's EnvironmentFile= drops it", name)
+		} else {
+			c.warn(off, WarnName, "%q has \".\" or \"-\": dotenv libraries accept it and `ov run` passes it on, "+
+				"but shells cannot set it and systemd's EnvironmentFile= drops it", name)
+		}
 		return true
 	}
 	if name == "" {

@@ -21,10 +21,12 @@ import (
 // a name given twice is refused.
 //
 // What is written reads back with [Parse] (expansion off) to the same
-// entries. The dotenv writer leaves plain values unquoted, single-quotes
-// values without "'" or line breaks, and double-quotes the rest with \\, \",
-// \n, \r and \$ escapes, which is also the quoting most other dotenv
-// libraries read back unchanged.
+// entries. The dotenv writer leaves plain values unquoted (also a plain value
+// followed by one backslash), single-quotes values without "'", line breaks
+// or a trailing backslash, and double-quotes the rest with \\, \", \n, \r
+// and \$ escapes. Plain and single-quoted values read back the same in every
+// peer library; docs/dotenv-dialect.md lists which peers misread the
+// double-quoted ones (TestWriterPeers checks these claims).
 func Write(w io.Writer, entries []Entry, f Format) error {
 	if !f.valid() {
 		return fmt.Errorf("write: unknown format %d", int(f))
@@ -65,11 +67,10 @@ func checkEntries(entries []Entry, f Format) error {
 		}
 		switch classifyName(e.Name) {
 		case nameInvalid:
-			return fmt.Errorf("write %q as %s: %w: names start with a letter or \"_\" and hold letters, digits, "+
-				"\"_\", \".\" and \"-\"", e.Name, f, ErrInvalidName)
+			return fmt.Errorf("write %q as %s: %w: %s", e.Name, f, ErrInvalidName, nameRule)
 		case nameExtended:
 			if f == Systemd {
-				return bad(ErrInvalidName, `systemd drops names with "." or "-"`)
+				return bad(ErrInvalidName, `systemd drops names with "." or "-" and names starting with a digit`)
 			}
 		}
 		if seen[e.Name] {
@@ -119,6 +120,11 @@ func quoteDotenv(buf *bytes.Buffer, v []byte) {
 	switch {
 	case len(v) == 0:
 	case isPlain(v):
+		buf.Write(v)
+	case v[len(v)-1] == '\\' && bytes.IndexByte(v, '\\') == len(v)-1 && (len(v) == 1 || isPlain(v[:len(v)-1])):
+		// A quote right after a backslash closes no value in godotenv 1.5 and compose-go, and
+		// python-dotenv reads on to the next quote of the file; unquoted, every peer reads "a\"
+		// the same (Ruby dotenv removes a backslash only when a character follows it).
 		buf.Write(v)
 	case !bytes.ContainsAny(v, "'\n\r") && v[len(v)-1] != '\\':
 		buf.WriteByte('\'')

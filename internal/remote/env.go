@@ -92,12 +92,59 @@ func (v *Vault) now() time.Time {
 	return time.Now()
 }
 
-// find returns the app and env called appName/envName.
+// Published returns list without the envs that were never committed (seq 0) and without the apps
+// left with no env. An import or a first `secret set` creates its env (and app) in requests of their
+// own before the commit that fills it; when that commit fails, the empty env stays on the server.
+// Every reader treats such an env as absent, so that a failed write leaves nothing behind that a
+// user can see, and [Vault.Write] reuses it. list is changed in place and returned.
+func Published(list *api.AppList) *api.AppList { return published(list, nil) }
+
+// published is Published, keeping also the envs for which seen is true: a server that lists an env
+// this client has seen committed with seq 0 is rolling it back, and the read must say so rather
+// than report it missing.
+func published(list *api.AppList, seen func(envID string) bool) *api.AppList {
+	apps := list.Apps[:0]
+	for _, a := range list.Apps {
+		envs := a.Envs[:0]
+		for _, e := range a.Envs {
+			if e.Seq > 0 || seen != nil && seen(e.EnvID) {
+				envs = append(envs, e)
+			}
+		}
+		if len(envs) > 0 {
+			a.Envs = envs
+			apps = append(apps, a)
+		}
+	}
+	list.Apps = apps
+	return list
+}
+
+// find returns the app and env called appName/envName, leaving out envs that were never
+// committed (see [Published]).
 func (v *Vault) find(ctx context.Context, appName, envName string) (*api.App, *api.Env, error) {
 	list, err := v.Client.Apps(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list apps: %w", err)
 	}
+	return findIn(published(list, v.seen), appName, envName)
+}
+
+// seen reports whether this client's rollback floor has a committed seq for envID.
+func (v *Vault) seen(envID string) bool {
+	return v.HighWater != nil && v.HighWater.Get(envID) > 0
+}
+
+// findForWrite is find, with the envs that were never committed: a write fills them.
+func (v *Vault) findForWrite(ctx context.Context, appName, envName string) (*api.App, *api.Env, error) {
+	list, err := v.Client.Apps(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list apps: %w", err)
+	}
+	return findIn(list, appName, envName)
+}
+
+func findIn(list *api.AppList, appName, envName string) (*api.App, *api.Env, error) {
 	for i := range list.Apps {
 		a := &list.Apps[i]
 		if a.Name != appName {
@@ -305,7 +352,10 @@ func (v *Vault) Write(ctx context.Context, appName, envName string, create bool,
 	}
 	for res.Attempts < max {
 		res.Attempts++
-		app, env, err := v.find(ctx, appName, envName)
+		app, env, err := v.findForWrite(ctx, appName, envName)
+		if err == nil && env.Seq == 0 && !create {
+			app, env, err = nil, nil, fmt.Errorf("find %s/%s: %w", appName, envName, ErrEnvNotFound)
+		}
 		if err != nil && create && (errors.Is(err, ErrAppNotFound) || errors.Is(err, ErrEnvNotFound)) {
 			app, env, err = v.create(ctx, appName, envName, app)
 			if errors.Is(err, api.ErrConflict) {

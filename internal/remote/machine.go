@@ -300,7 +300,9 @@ func (m *MachineReader) readOnline(ctx context.Context, appName, envName string)
 		if err != nil {
 			return nil, nil, fmt.Errorf("list apps: %w", err)
 		}
-		appID, envID, err = findIDs(list, appName, envName)
+		appID, envID, err = findIDs(published(list, func(id string) bool {
+			return m.HighWater != nil && m.HighWater.Get(id) > 0
+		}), appName, envName)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -40,6 +40,14 @@ func TestMain(m *testing.M) {
 type tamperProxy struct {
 	mu     sync.Mutex
 	modify func(path string, body []byte) []byte // nil: pass through
+	// fail, when it returns true for a request, answers 503 without passing it on: a server failure.
+	fail func(r *http.Request) bool
+}
+
+func (p *tamperProxy) failing(r *http.Request) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fail != nil && p.fail(r)
 }
 
 func (p *tamperProxy) set(f func(path string, body []byte) []byte) {
@@ -100,7 +108,13 @@ func newFixture(t *testing.T) *fixture {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 		return nil
 	}
-	front := httptest.NewServer(rp)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.failing(r) {
+			http.Error(w, `{"error":{"code":"unavailable","message":"injected failure"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
 	t.Cleanup(front.Close)
 
 	f := &fixture{t: t, proxy: p, url: front.URL, pw: []byte("correct horse battery staple")}
@@ -327,6 +341,24 @@ func TestMisbehavingServerIsRefused(t *testing.T) {
 		{"hide everything (seq 0)", envState(func(st *api.EnvState) {
 			st.Seq, st.Manifest, st.ManifestSig, st.Records = 0, nil, nil, nil
 		}), vault.ErrRollback},
+		{"hide everything, in the listing too (seq 0)", func(path string, body []byte) []byte {
+			if path == "/v1/apps" {
+				var l api.AppList
+				if err := json.Unmarshal(body, &l); err != nil {
+					panic(err)
+				}
+				for i := range l.Apps {
+					for j := range l.Apps[i].Envs {
+						if l.Apps[i].Envs[j].Name == "production" {
+							l.Apps[i].Envs[j].Seq, l.Apps[i].Envs[j].Count = 0, 0
+						}
+					}
+				}
+				b, _ := json.Marshal(&l)
+				return b
+			}
+			return envState(func(st *api.EnvState) { st.Seq, st.Manifest, st.ManifestSig, st.Records = 0, nil, nil, nil })(path, body)
+		}, vault.ErrRollback},
 		{"staging's environment key", envState(func(st *api.EnvState) { st.WrappedEK = staging.WrappedEK }), vault.ErrAuth},
 		{"staging's whole state under production's ids", envState(func(st *api.EnvState) {
 			appID, envID := st.AppID, st.EnvID
