@@ -261,7 +261,7 @@ func Clock(ctx context.Context, server string, now func() time.Time) Result {
 	if skew > MaxSkew+time.Second { // Date has a resolution of one second
 		return fail(name, fmt.Sprintf("this clock and the server's differ by %s", skew.Round(time.Second)), "synchronize the clock: timedatectl set-ntp true (systemd-timesyncd)")
 	}
-	return pass(name, fmt.Sprintf("within %s of the server's", (skew + time.Second).Round(time.Second)))
+	return pass(name, fmt.Sprintf("within %s of the server's", (skew+time.Second).Round(time.Second)))
 }
 
 // Grant reads app/env with the machine key exactly as `ov run --machine-key` does (grant verified,
