@@ -64,7 +64,8 @@ func AgentEndpoint(ctx context.Context, rendezvous string, installed bool) Resul
 	case errors.Is(err, fs.ErrNotExist):
 		return fail(name, rendezvous+" does not exist", "sudo ov agent install --machine-key KEY --app APP --env ENV --user USER --enable (it writes the rendezvous file)")
 	case err != nil:
-		return fail(name, err.Error(), "the rendezvous file and /etc/ov must be root-owned and not writable by others: sudo chown root:root /etc/ov "+rendezvous+" && sudo chmod 0755 /etc/ov && sudo chmod 0644 "+rendezvous)
+		d := filepath.Dir(rendezvous)
+		return fail(name, err.Error(), "the rendezvous file and "+d+" must be root-owned and not writable by others: sudo chown root:root "+d+" "+rendezvous+" && sudo chmod 0755 "+d+" && sudo chmod 0644 "+rendezvous)
 	}
 	st, err := localapi.NewClient(ep).Status(ctx)
 	if err != nil {
