@@ -551,7 +551,7 @@ func (a *App) systemdRetireEnv(ctx context.Context, args []string) error {
 			return withCode(ExitFailure, fmt.Errorf("retire %s: not a regular file (a symbolic link?); move it by hand", src))
 		}
 		dst := src + ".retired-" + date
-		if err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE); err != nil {
+		if err := renameNoReplace(src, dst); err != nil {
 			return fmt.Errorf("retire %s: rename to %s: %w", src, dst, err)
 		}
 		if err := chmodNoFollow(dst, 0o600); err != nil {
