@@ -4,12 +4,15 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/opaquevault/opaquevault/credentials"
 	"github.com/opaquevault/opaquevault/daemon/sd"
 	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/doctor"
@@ -140,22 +143,20 @@ func (a *App) doctor(ctx context.Context, args []string) error {
 		defer mk.Wipe()
 	}
 
-	server := ""
-	if run != nil && run.Server != "" {
-		server = run.Server
-	} else if u != nil {
+	var runServer, envServer string
+	if run != nil {
+		runServer = run.Server
+	}
+	if u != nil {
 		for _, kv := range u.Environment {
 			if v, ok := strings.CutPrefix(kv, "OV_SERVER="); ok && v != "" {
-				server = v
+				envServer = v
 			}
 		}
 	}
+	server := a.unitServerURL(runServer, envServer, *owner)
 	if server == "" {
-		s, err := a.machineServerURL()
-		if err != nil {
-			add(doctor.Result{Name: "server", Status: doctor.Fail, Detail: "no server configured", Fix: "write server=URL to /etc/ov/config, or pass --server URL"})
-		}
-		server = s
+		add(doctor.Result{Name: "server", Status: doctor.Fail, Detail: "no server configured", Fix: "write server=URL to /etc/ov/config, or pass --server URL"})
 	}
 	if server != "" {
 		opts := api.ClientOptions{Timeout: 15 * time.Second}
@@ -220,4 +221,37 @@ func firstOf(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// unitServerURL picks the server the unit's `ov run` uses: its --server, its OV_SERVER, then
+// --server/$OV_SERVER of this command, /etc/ov/config, and last the server named in the config of
+// the unit's user (read as that user's file; only its server field is used). An empty result
+// means none was found.
+func (a *App) unitServerURL(runServer, unitEnvServer, owner string) string {
+	for _, s := range []string{runServer, unitEnvServer, a.g.Server, a.env("OV_SERVER")} {
+		if s != "" {
+			return s
+		}
+	}
+	if sys, err := readSystemConfig(systemConfigPath); err == nil && sys["server"] != "" {
+		return sys["server"]
+	}
+	uid, home, err := doctor.LookupUser(owner)
+	if err == nil && home != "" {
+		p := filepath.Join(home, ".config", "ov", "config")
+		if buf, err := credentials.ReadSecretFile(p, credentials.ReadOptions{MaxSize: maxConfigSize, What: "config"}.WithOwner(uid)); err == nil {
+			var c struct {
+				Server string `json:"server"`
+			}
+			err := json.Unmarshal(buf.Bytes(), &c)
+			buf.Destroy()
+			if err == nil && c.Server != "" {
+				return c.Server
+			}
+		}
+	}
+	if s, err := a.machineServerURL(); err == nil {
+		return s
+	}
+	return ""
 }

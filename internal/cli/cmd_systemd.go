@@ -305,9 +305,25 @@ func (a *App) readWithKeyOf(ctx context.Context, t target, root, keyFile string,
 		return nil, fmt.Errorf("read machine key: %w", err)
 	}
 	defer mk.Wipe()
-	server, err := a.machineServerURL()
-	if err != nil {
-		return nil, err
+	var envServer string
+	for _, as := range svc.Environment {
+		if as.Name == "OV_SERVER" {
+			envServer = as.Value
+		}
+	}
+	server := envServer
+	if root == "/" {
+		server = a.unitServerURL("", envServer, owner)
+	} else if server == "" {
+		s, err := a.machineServerURL()
+		if err != nil {
+			return nil, err
+		}
+		server = s
+	}
+	if server == "" {
+		return nil, usageErr("no server for the machine key",
+			"pass --server URL, set OV_SERVER, or write server=URL to /etc/ov/config (`ov auth derive-machine-key --server-config` does)")
 	}
 	tok := mk.Token()
 	c, err := api.NewClient(server, api.ClientOptions{Token: string(tok)})
