@@ -553,7 +553,9 @@ func (a *App) systemdRetireEnv(ctx context.Context, args []string) error {
 		return withCode(ExitFailure, fmt.Errorf("retire the .env of %s: EnvironmentFile= is still in effect after the drop-in", unit))
 	}
 	date := time.Now().UTC().Format("20060102")
-	n := 0
+	// Check every file first, so that a refusal leaves all of them in place.
+	type move struct{ src, dst string }
+	var moves []move
 	for _, f := range sdunit.EnvFilePaths(bs, sdunit.SpecifiersFor(unit, hostnameIn(root))) {
 		src := underRoot(root, f.Path)
 		st, err := os.Lstat(src)
@@ -564,17 +566,24 @@ func (a *App) systemdRetireEnv(ctx context.Context, args []string) error {
 			return fmt.Errorf("retire %s: %w", src, err)
 		}
 		if !st.Mode().IsRegular() {
-			return withCode(ExitFailure, fmt.Errorf("retire %s: not a regular file (a symbolic link?); move it by hand", src))
+			return withCode(ExitFailure, fmt.Errorf("retire %s: not a regular file (a symbolic link?); nothing was moved", src))
 		}
 		dst := src + ".retired-" + date
-		if err := renameNoReplace(src, dst); err != nil {
-			return fmt.Errorf("retire %s: rename to %s: %w", src, dst, err)
+		if _, err := os.Lstat(dst); err == nil {
+			return withCode(ExitFailure, fmt.Errorf("retire %s: %s: file exists; nothing was moved", src, dst))
 		}
-		if err := chmodNoFollow(dst, 0o600); err != nil {
-			return fmt.Errorf("retire %s: renamed to %s, but chmod 0600 failed: %w", src, dst, err)
+		moves = append(moves, move{src, dst})
+	}
+	n := 0
+	for _, m := range moves {
+		if err := renameNoReplace(m.src, m.dst); err != nil {
+			return fmt.Errorf("retire %s: rename to %s: %w", m.src, m.dst, err)
 		}
-		syncDir(filepath.Dir(dst))
-		fmt.Fprintf(a.io.Out, "✓ Renamed %s to %s (0600)\n", src, dst)
+		if err := chmodNoFollow(m.dst, 0o600); err != nil {
+			return fmt.Errorf("retire %s: renamed to %s, but chmod 0600 failed: %w", m.src, m.dst, err)
+		}
+		syncDir(filepath.Dir(m.dst))
+		fmt.Fprintf(a.io.Out, "✓ Renamed %s to %s (0600)\n", m.src, m.dst)
 		n++
 	}
 	if n == 0 {

@@ -154,6 +154,19 @@ func TestRetireEnv(t *testing.T) {
 	}
 
 	entries, jerr = []map[string]any{entry("myapp", cut.Add(time.Minute))}, nil
+	// A symbolic link in place of an environment file is refused, never followed.
+	local := filepath.Join(root, "opt/myapp/.env.local")
+	if err := os.Symlink("/etc/shadow", local); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runOV(t, "systemd", "retire-env", "myapp.service", "--root", root)
+	if code != ExitFailure || !strings.Contains(errs, ".env.local: not a regular file") {
+		t.Errorf("symlink: exit %d: %s", code, errs)
+	}
+	if _, err := os.Lstat(local); err != nil {
+		t.Errorf("the symlink moved: %v", err)
+	}
+	_ = os.Remove(local)
 	date := time.Now().UTC().Format("20060102")
 	dst := env + ".retired-" + date
 	// An existing target is never replaced.
