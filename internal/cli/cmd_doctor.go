@@ -55,11 +55,11 @@ type doctorOut struct {
 // doctor runs the checks and prints ✓/✗ with the fix for each failure. It exits 1 when a check fails.
 func (a *App) doctor(ctx context.Context, args []string) error {
 	fs := a.flags()
-	unit := fs.String("unit", "", "the `UNIT` to check; its ExecStart= (ov run ...) gives the key, app, env, secrets and user")
-	keyFile := fs.String("machine-key", "", "the machine key file `PATH` (default: from the unit's ov run)")
-	app := fs.String("app", "", "the `APP` (default: from the unit's ov run)")
-	env := fs.String("env", "", "the `ENV` (default: from the unit's ov run)")
-	owner := fs.String("user", "", "the `USER` that runs ov run and must own the key (default: the unit's User=, else you)")
+	unit := fs.String("unit", "", "the service to check; its ExecStart= (ov run ...) gives the key, app, env, secrets and user")
+	keyFile := fs.String("machine-key", "", "the machine key file (default: from the unit's ov run)")
+	app := fs.String("app", "", "the app (default: from the unit's ov run)")
+	env := fs.String("env", "", "the environment (default: from the unit's ov run)")
+	owner := fs.String("user", "", "the user that runs ov run and must own the key (default: the unit's User=, else you)")
 	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}

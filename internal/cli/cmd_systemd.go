@@ -120,10 +120,10 @@ func (a *App) systemdCutover(ctx context.Context, args []string) error {
 	fl := a.flags()
 	var t target
 	t.add(fl)
-	keyFile := fl.String("machine-key", "", "the machine key file `PATH` ov run reads in the unit (owned by the unit's User=, 0600); also used to compare the values")
+	keyFile := fl.String("machine-key", "", "the machine key file ov run reads in the unit (owned by the unit's User=, 0600); also used to compare the values")
 	creds := fl.Bool("credentials", false, "write LoadCredential= lines and a policy in /etc/ov/credentials.d instead of wrapping ExecStart= (format only: the agent's credential provider is future work, so only --dry-run and --root accept it)")
 	dry := fl.Bool("dry-run", false, "print the comparison and the drop-in; write nothing")
-	rootFlag := fl.String("root", "", "work on the image mounted at `DIR` (its /etc/systemd/system, /lib/systemd/system); no reload")
+	rootFlag := fl.String("root", "", "work on the image mounted at ROOT (its /etc/systemd/system, /lib/systemd/system); no reload")
 	var u unlockFlags
 	u.add(fl)
 	rest, err := a.parse(fl, args)
@@ -382,7 +382,7 @@ func hostnameIn(root string) string {
 // systemdRollback removes the drop-in (and the policy file of --credentials) and reloads.
 func (a *App) systemdRollback(ctx context.Context, args []string) error {
 	fl := a.flags()
-	rootFlag := fl.String("root", "", "work on the image mounted at `DIR`; no reload")
+	rootFlag := fl.String("root", "", "work on the image mounted at ROOT; no reload")
 	rest, err := a.parse(fl, args)
 	if err != nil {
 		return err
@@ -484,7 +484,7 @@ func startedFromVault(entries []map[string]any, unit, app, env string, since tim
 // shows the unit started from the vault after the cut-over.
 func (a *App) systemdRetireEnv(ctx context.Context, args []string) error {
 	fl := a.flags()
-	rootFlag := fl.String("root", "", "work on the image mounted at `DIR` (its journal: journalctl --root)")
+	rootFlag := fl.String("root", "", "work on the image mounted at ROOT (its journal: journalctl --root)")
 	rest, err := a.parse(fl, args)
 	if err != nil {
 		return err
