@@ -284,9 +284,9 @@ func (a *App) cutoverWarnings(svc *sdunit.Service, vars []sdunit.Var) {
 // readWithKeyOf reads app/env with the machine key as `ov run --machine-key` in the unit will (the
 // key owned by the unit's User=), without touching the cache or the rollback floors of the caller.
 func (a *App) readWithKeyOf(ctx context.Context, t target, root, keyFile string, svc *sdunit.Service) (*remote.Env, error) {
-	owner := svc.User
-	if owner == "" {
-		owner = "root"
+	owner, err := runAsUser(svc)
+	if err != nil {
+		return nil, withCode(ExitFailure, err)
 	}
 	uid, err := lookupUIDIn(root, owner)
 	if err != nil {
@@ -339,6 +339,31 @@ func (a *App) readWithKeyOf(ctx context.Context, t target, root, keyFile string,
 		return nil, machineError(err, t)
 	}
 	return env, nil
+}
+
+// runAsUser is the user ov run will run as in the unit: User= (root when unset), or root for an
+// ExecStart= with the "+" prefix (full privileges). ExecStart= lines that disagree are refused, since
+// one key file cannot be owned by both.
+func runAsUser(svc *sdunit.Service) (string, error) {
+	user := svc.User
+	if user == "" {
+		user = "root"
+	}
+	owners := map[string]bool{}
+	for _, x := range svc.ExecStart {
+		if strings.Contains(x.Prefix, "+") {
+			owners["root"] = true
+		} else {
+			owners[user] = true
+		}
+	}
+	if len(owners) > 1 {
+		return "", fmt.Errorf("some ExecStart= lines run as root (the \"+\" prefix) and others as %s: one machine key file cannot be owned by both", user)
+	}
+	for o := range owners {
+		return o, nil
+	}
+	return user, nil
 }
 
 // lookupUIDIn resolves a user name in the image's /etc/passwd (root "/": the system's users).

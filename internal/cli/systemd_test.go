@@ -206,3 +206,28 @@ func TestRetireEnv(t *testing.T) {
 		t.Errorf("second run: %d %s", code, out)
 	}
 }
+
+func TestRunAsUser(t *testing.T) {
+	for _, c := range []struct {
+		unit, want, err string
+	}{
+		{"[Service]\nUser=deploy\nExecStart=/bin/a\n", "deploy", ""},
+		{"[Service]\nExecStart=/bin/a\n", "root", ""},
+		{"[Service]\nUser=deploy\nExecStart=+/bin/a\n", "root", ""},
+		{"[Service]\nUser=deploy\nExecStart=!/bin/a\n", "deploy", ""},
+		{"[Service]\nType=oneshot\nUser=deploy\nExecStart=+/bin/a\nExecStart=/bin/b\n", "", "cannot be owned by both"},
+	} {
+		es, err := sdunit.Parse("u", []byte(c.unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := sdunit.ServiceOf(es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := runAsUser(svc)
+		if got != c.want || (c.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%q: %q, %v", c.unit, got, err)
+		}
+	}
+}
