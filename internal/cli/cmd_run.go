@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/opaquevault/opaquevault/daemon/sd"
 	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/remote"
 )
@@ -199,5 +200,6 @@ func (a *App) run(ctx context.Context, args []string) error {
 		base = systemdEnv(base)
 	}
 	a.log.WithField("program", path).WithField("count", len(values)).Debug("exec")
+	sd.RunStarted(t.app, t.env, path, len(values)) // under systemd: the journal entry `ov systemd retire-env` looks for
 	return execProgram(path, argv, buildEnv(base, values))
 }
