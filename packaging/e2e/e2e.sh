@@ -653,6 +653,151 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
+# ov doctor on the cut-over unit, healthy and broken five ways; ov systemd cutover / retire-env / rollback.
+# /usr/local/bin comes first on PATH, so these call the packaged /usr/bin/ov explicitly.
+
+DR=''
+dr() { DR=$(ct /usr/bin/ov doctor --unit myapp.service 2>&1); }
+# doctor_passes LINE...: exit 0, no ✗, and each LINE in the output.
+doctor_passes() {
+  local w
+  dr || { echo "$DR"; return 1; }
+  for w in "$@" 'All checks passed.'; do grep -qF -- "$w" <<<"$DR" || { echo "no '$w': $DR"; return 1; }; done
+  ! grep -q '^✗' <<<"$DR" || { echo "$DR"; return 1; }
+}
+doctor_healthy() {
+  doctor_passes '✓ ExecStart=: runs /usr/local/bin/ov run --app myapp --env production -- /opt/myapp/bin/server' \
+    '✓ machine key: /etc/ov/myapp.key: 32 bytes, owned by deploy' '✓ secrets: all 2 name(s) of --secrets exist' \
+    '✓ daemon-reload:' '✓ EnvironmentFile=: none in effect'
+}
+# doctor_fails LINE...: exit 1 with the summary error, and each LINE in the output.
+doctor_fails() {
+  local w rc
+  dr; rc=$?
+  [ $rc = 1 ] || { echo "exit $rc: $DR"; return 1; }
+  grep -qE '^ov: error: doctor: [0-9]+ of [0-9]+ checks failed$' <<<"$DR" || { echo "$DR"; return 1; }
+  for w in "$@"; do grep -qF -- "$w" <<<"$DR" || { echo "no '$w': $DR"; return 1; }; done
+}
+dropin() {
+  ct install -d /etc/systemd/system/myapp.service.d
+  printf '[Service]\nExecStart=\nExecStart=%s run --app %s --env production --machine-key /etc/ov/myapp.key -- /opt/myapp/bin/server\n' "$1" "$2" \
+    >"$(cpath /etc/systemd/system/myapp.service.d/90-drill.conf)"
+  ct systemctl daemon-reload
+}
+undrop() { ct rm -f /etc/systemd/system/myapp.service.d/90-drill.conf; ct systemctl daemon-reload; }
+d_owner() {
+  local r; ct chown root:root /etc/ov/myapp.key
+  doctor_fails '✗ machine key: read machine key /etc/ov/myapp.key: is owned by uid 0 (root), want uid' '    fix: sudo chown deploy: /etc/ov/myapp.key'; r=$?
+  ct chown deploy:deploy /etc/ov/myapp.key; return $r
+}
+d_mode() {
+  local r; ct chmod 0644 /etc/ov/myapp.key
+  doctor_fails '✗ machine key: read machine key /etc/ov/myapp.key: mode 0644 is too open (must be 0600 or 0400)' '    fix: sudo chmod 600 /etc/ov/myapp.key'; r=$?
+  ct chmod 0600 /etc/ov/myapp.key; return $r
+}
+d_reload() {
+  local r; echo '# edited' >>"$(cpath /etc/systemd/system/myapp.service)"
+  doctor_fails '✗ daemon-reload: myapp.service changed on disk since systemd read it' '    fix: sudo systemctl daemon-reload && sudo systemctl restart myapp.service'; r=$?
+  sed -i '$d' "$(cpath /etc/systemd/system/myapp.service)"; ct systemctl daemon-reload; return $r
+}
+d_app() { local r; dropin /usr/local/bin/ov wrongapp; doctor_fails '✗ grant: ' 'wrongapp'; r=$?; undrop; return $r; }
+d_ov() { local r; dropin /opt/nowhere/bin/ov myapp; doctor_fails '✗ ExecStart=: runs /opt/nowhere/bin/ov, which does not exist' 'ov is installed as /usr/bin/ov'; r=$?; undrop; return $r; }
+d_agent() {
+  local r; ct systemctl stop ov-agent.socket ov-agent.service
+  doctor_fails '✗ agent: ov-agent.socket is inactive, so nothing listens for the agent' '✗ agent socket: '; r=$?
+  ct systemctl start ov-agent.service; return $r
+}
+
+SEC='--secrets DATABASE_URL,GREETING,NODE_ENV,PORT,SESSION_SECRET,SMTP_PASSWORD,STRIPE_SECRET_KEY,TLS_PRIVATE_KEY'
+CUT="ct /usr/bin/ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key"
+DROP=/etc/systemd/system/myapp.service.d/50-opaquevault.conf
+c_setup() {
+  ct systemctl stop myapp.service; doc_unit 1 >"$(cpath /etc/systemd/system/myapp.service)"
+  ct cp -p /opt/myapp/.env.production.bak /opt/myapp/.env.production && ct systemctl daemon-reload
+}
+c_refuse() {
+  local out rc
+  ct cp -p /opt/myapp/.env.production /root/env.keep; echo 'ONLY_IN_FILE=x' >>"$(cpath /opt/myapp/.env.production)"
+  out=$($CUT 2>&1); rc=$?; ct mv /root/env.keep /opt/myapp/.env.production
+  [ $rc = 1 ] && grep -qF 'ONLY_IN_FILE (from /opt/myapp/.env.production) is not in the vault' <<<"$out" &&
+    grep -qF 'nothing was written' <<<"$out" && ! ct test -e $DROP && ! grep -qF 'sk_live_51Hx9Tq2eZvKYlo2C' <<<"$out" || { echo "exit $rc: $out"; return 1; }
+}
+c_dry() {
+  local out n; out=$($CUT --dry-run 2>&1) || { echo "$out"; return 1; }
+  for n in "${ALL_NAMES[@]}"; do grep -qx "  same     $n (/opt/myapp/.env.production)" <<<"$out" || { echo "no 'same $n': $out"; return 1; }; done
+  grep -qx "ExecStart=/usr/bin/ov run --app myapp --env production --machine-key /etc/ov/myapp.key $SEC -- /opt/myapp/bin/server" <<<"$out" &&
+    ! ct test -e $DROP && ! grep -qF 'sk_live_51Hx9Tq2eZvKYlo2C' <<<"$out" || { echo "$out"; return 1; }
+}
+c_apply() {
+  local out; out=$($CUT 2>&1) || { echo "$out"; return 1; }
+  grep -qx "✓ Wrote $DROP and reloaded systemd." <<<"$out" && [ "$(ct stat -c '%U:%G %a' $DROP)" = "root:root 644" ] &&
+    [ "$(ct systemctl show -p NeedDaemonReload --value myapp.service)" = no ] && [ -z "$(ct systemctl show -p EnvironmentFiles --value myapp.service)" ] &&
+    diff <(doc_unit 1) "$(cpath /etc/systemd/system/myapp.service)" >/dev/null || { echo "$out"; return 1; }
+}
+c_early() {
+  local out rc; out=$(ct /usr/bin/ov systemd retire-env myapp.service 2>&1); rc=$?
+  [ $rc = 1 ] && grep -qF 'the journal shows no start of myapp.service from the vault (myapp/production) since the cut-over' <<<"$out" &&
+    ct test -f /opt/myapp/.env.production || { echo "exit $rc: $out"; return 1; }
+}
+# Exactly the environment EnvironmentFile= gave before the cut-over (install_myapp compared it), now from the vault.
+c_start() {
+  fresh_seen; ct systemctl restart myapp.service
+  wait_for 15 seen_written && active myapp.service && env_is "$(cpath "$SEEN")" -only "${ALL_NAMES[@]}" || return 1
+  wait_for 5 eval "jgrep myapp.service -b OV_EVENT=run-start | grep -qx 'ov run: starting /opt/myapp/bin/server with 8 secret(s) of myapp/production from the vault'" ||
+    { echo "no run-start entry in journalctl -u myapp -b"; return 1; }
+}
+doctor_healthy_cut() {
+  doctor_passes '✓ ExecStart=: runs /usr/bin/ov run --app myapp --env production -- /opt/myapp/bin/server' \
+    '✓ secrets: all 8 name(s) of --secrets exist' '✓ EnvironmentFile=: none in effect'
+}
+c_reboot() {
+  fresh_seen; reboot_container || return 1
+  wait_for 20 seen_written && active myapp.service && env_is "$(cpath "$SEEN")" -only "${ALL_NAMES[@]}"
+}
+c_retire() {
+  local out d; d=$(ct date -u +%Y%m%d); out=$(ct /usr/bin/ov systemd retire-env myapp.service 2>&1) || { echo "$out"; return 1; }
+  grep -qx "✓ Renamed /opt/myapp/.env.production to /opt/myapp/.env.production.retired-$d (0600)" <<<"$out" &&
+    [ "$(ct stat -c '%U:%G %a' "/opt/myapp/.env.production.retired-$d")" = "deploy:deploy 600" ] && ! ct test -e /opt/myapp/.env.production ||
+    { echo "$out"; return 1; }
+}
+c_rollback() {
+  local out; out=$(ct /usr/bin/ov systemd rollback myapp.service 2>&1) || { echo "$out"; return 1; }
+  grep -qx "✓ Removed $DROP and reloaded systemd." <<<"$out" && ! ct test -e $DROP &&
+    ct systemctl show -p EnvironmentFiles --value myapp.service | grep -qF /opt/myapp/.env.production || { echo "$out"; return 1; }
+  ct /usr/bin/ov systemd rollback myapp.service >/dev/null 2>&1; [ $? = 5 ] || { echo "a second rollback did not exit 5"; return 1; }
+  # Back on EnvironmentFile=, from the retired copy: the environment it had before.
+  ct sh -c 'mv /opt/myapp/.env.production.retired-* /opt/myapp/.env.production' && fresh_seen && ct systemctl restart myapp.service &&
+    wait_for 15 seen_written && env_is "$(cpath "$SEEN")" -only "${ALL_NAMES[@]}"
+}
+c_restore() {
+  ct mv /opt/myapp/.env.production /opt/myapp/.env.production.bak
+  guide_unit >"$(cpath /etc/systemd/system/myapp.service)"
+  ct systemctl daemon-reload; fresh_seen; ct systemctl restart myapp.service; wait_for 15 seen_written && active myapp.service
+}
+if [ $CUT_OK = 1 ] && [ $AGENT_OK = 1 ]; then
+  check "ov doctor --unit myapp.service: every check passes on the guide's cut-over unit, exit 0" -- doctor_healthy
+  check "ov doctor: key owned by root, not deploy: ✗ with 'sudo chown deploy:', exit 1" -- d_owner
+  check "ov doctor: key mode 0644: ✗ with 'sudo chmod 600', exit 1" -- d_mode
+  check "ov doctor: unit edited without daemon-reload: ✗ daemon-reload, exit 1" -- d_reload
+  check "ov doctor: --app wrongapp in ExecStart=: ✗ grant, exit 1" -- d_app
+  check "ov doctor: ExecStart= names a missing ov: ✗ naming /usr/bin/ov as the fix, exit 1" -- d_ov
+  check "ov doctor: ov-agent stopped: ✗ agent and ✗ agent socket, exit 1" -- d_agent
+  c_setup
+  check "ov systemd cutover: a variable only in the .env is refused, named, nothing written, exit 1" -- c_refuse
+  check "ov systemd cutover --dry-run: all 8 names 'same', the ov run line, nothing written" -- c_dry
+  check "ov systemd cutover: drop-in root:root 0644, reloaded (no NeedDaemonReload, no EnvironmentFiles), unit file untouched" -- c_apply
+  check "ov systemd retire-env before a start from the vault: refused, .env kept" -- c_early
+  check "after the cut-over: myapp has exactly the environment EnvironmentFile= gave; the journal has the run-start entry" -- c_start
+  check "ov doctor --unit myapp.service on the ov-made drop-in: all pass" -- doctor_healthy_cut
+  check "reboot after ov systemd cutover: myapp runs from the vault with exactly the environment it had before" -- c_reboot
+  check "ov systemd retire-env: .env renamed to .env.production.retired-DATE, deploy:deploy 0600" -- c_retire
+  check "ov systemd rollback: drop-in removed, reloaded, EnvironmentFile= back with the same environment; a second rollback exits 5" -- c_rollback
+  check "back to the guide's unit for the rest of the run" -- c_restore
+else
+  fail "ov doctor and ov systemd cutover/retire-env/rollback: not run, the cut-over or the agent failed"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
 # The machine key sealed with systemd-creds (host key; no TPM here) and LoadCredentialEncrypted=.
 
 sealed() {
