@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	iofs "io/fs"
@@ -199,6 +200,11 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 		msg = a.io.Err
 	}
 	if replaced != "" && replaced != issued.ID {
+		if id, derr := hex.DecodeString(replaced); derr == nil {
+			if _, err := s.vault.RecordRevocations(ctx, [][]byte{id}); err != nil {
+				a.warnf("sign the revocation of the replaced key %s: %v; revoke it with `ov auth machine-key revoke %s`", replaced, err, replaced)
+			}
+		}
 		if err := s.vault.Client.RevokeMachine(ctx, replaced); errors.Is(err, api.ErrNotFound) {
 			fmt.Fprintf(msg, "The replaced machine key %s was already revoked.\n", replaced)
 		} else if err != nil {
@@ -345,54 +351,64 @@ func (a *App) machineKeyRevoke(ctx context.Context, args []string) error {
 			return nil
 		}
 	}
+	var revoked []remote.MachineInfo
 	for _, id := range ids {
-		if _, ok := byID[id]; !ok {
+		m, ok := byID[id]
+		if !ok {
 			return withCode(ExitNotFound, fmt.Errorf("revoke: no machine key %s", id), "`ov auth machine-key list` shows them")
 		}
-	}
-	if !*rotate {
-		for _, id := range ids {
-			if err := cl.RevokeMachine(ctx, id); err != nil {
-				return fmt.Errorf("revoke %s: %w", id, err)
-			}
-			fmt.Fprintf(a.io.Out, "✗ %s revoked: the server forgot it\n", id)
-		}
-		return nil
+		revoked = append(revoked, m)
 	}
 	// Hard revoke: every env a revoked key could open gets a new key in one commit that also deletes
 	// the machines.
 	scopes := map[remote.ScopeName]bool{}
-	for _, id := range ids {
-		m := byID[id]
-		if m.Grant == nil {
-			return fmt.Errorf("revoke %s --rotate: its grant does not verify, so its scopes are unknown", id)
+	for _, m := range revoked {
+		if !*rotate {
+			break
 		}
-		if len(m.Grant.Scopes) == 0 {
-			return withHints(fmt.Errorf("revoke %s --rotate: an account-wide key held the account key itself, which re-keying envs cannot take back", id),
+		if m.Grant == nil {
+			return fmt.Errorf("revoke %s --rotate: its grant does not verify, so its scopes are unknown", m.MachineID)
+		}
+		if m.Grant.AccountWide() {
+			return withHints(fmt.Errorf("revoke %s --rotate: an account-wide key held the account key itself, which re-keying envs cannot take back", m.MachineID),
 				"revoke it without --rotate now, then move the secrets to a new account or rotate them upstream")
 		}
 		for _, sc := range m.Grant.Scopes {
 			scopes[remote.ScopeName{App: sc.AppName, Env: sc.EnvName}] = true
 		}
 	}
+	// The revocation is signed first: it is what keeps every later rotation from re-wrapping for
+	// these keys, whatever the server goes on listing.
 	s, err := a.unlock(ctx, u)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	list, err := s.vault.RecordRevocations(ctx, remote.RevocationIDs(revoked))
+	if err != nil {
+		return envError(err, "", "")
+	}
 	for sc := range scopes {
 		res, err := s.vault.Rotate(ctx, sc.App, sc.Env, ids)
 		if err != nil {
-			return err
+			return envError(err, sc.App, sc.Env)
 		}
 		fmt.Fprintf(a.io.Out, "↻ %s: new key (epoch %d), every record re-sealed; %d other machine key(s) re-wrapped\n", sc, res.Epoch, len(res.Rewrapped))
 	}
 	for _, id := range ids {
 		if err := cl.RevokeMachine(ctx, id); err != nil && !errors.Is(err, api.ErrNotFound) {
-			return fmt.Errorf("revoke %s: %w", id, err)
+			return fmt.Errorf("revoke %s: %w (it is on the signed revocation list: no rotation re-wraps for it)", id, err)
 		}
-		fmt.Fprintf(a.io.Out, "✗ %s revoked\n", id)
+		if *rotate {
+			fmt.Fprintf(a.io.Out, "✗ %s revoked\n", id)
+		} else {
+			fmt.Fprintf(a.io.Out, "✗ %s revoked: the server forgot it, and the signed revocation list (seq %d) names it\n", id, list.Seq)
+		}
 	}
-	a.hintf("values the revoked machines saw in plaintext must still be rotated where they were issued (database passwords, API keys)")
+	if *rotate {
+		a.hintf("values the revoked machines saw in plaintext must still be rotated where they were issued (database passwords, API keys)")
+	} else {
+		a.hintf("add --rotate after a compromise: until its envs are re-keyed, a copy of the key and of the server's data still opens what it could open")
+	}
 	return nil
 }
