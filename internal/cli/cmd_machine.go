@@ -200,10 +200,8 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 		msg = a.io.Err
 	}
 	if replaced != "" && replaced != issued.ID {
-		if id, derr := hex.DecodeString(replaced); derr == nil {
-			if _, err := s.vault.RecordRevocations(ctx, [][]byte{id}); err != nil {
-				a.warnf("sign the revocation of the replaced key %s: %v; revoke it with `ov auth machine-key revoke %s`", replaced, err, replaced)
-			}
+		if err := revokeReplaced(ctx, s.vault, replaced); err != nil {
+			a.warnf("sign the revocation of the replaced key %s: %v; revoke it with `ov auth machine-key revoke %s`", replaced, err, replaced)
 		}
 		if err := s.vault.Client.RevokeMachine(ctx, replaced); errors.Is(err, api.ErrNotFound) {
 			fmt.Fprintf(msg, "The replaced machine key %s was already revoked.\n", replaced)
@@ -241,6 +239,27 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 		fmt.Fprintf(msg, "  and in the unit: ExecStart=/usr/bin/ov run --app %s --env %s --machine-key %s -- /path/to/your/server\n", sc.App, sc.Env, *out)
 	}
 	return nil
+}
+
+// revokeReplaced signs the revocation of the key a --force replaced (and re-signs the allowed sets
+// of its scopes without it).
+func revokeReplaced(ctx context.Context, v *remote.Vault, id string) error {
+	ms, err := v.Machines(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.MachineID == id {
+			_, err := v.Revoke(ctx, []remote.MachineInfo{m})
+			return err
+		}
+	}
+	raw, err := hex.DecodeString(id)
+	if err != nil {
+		return err
+	}
+	_, err = v.RecordRevocations(ctx, [][]byte{raw})
+	return err
 }
 
 func currentUserName() string {
@@ -384,7 +403,7 @@ func (a *App) machineKeyRevoke(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
-	list, err := s.vault.RecordRevocations(ctx, remote.RevocationIDs(revoked))
+	list, err := s.vault.Revoke(ctx, revoked)
 	if err != nil {
 		return envError(err, "", "")
 	}

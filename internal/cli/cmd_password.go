@@ -109,7 +109,7 @@ func (a *App) changePassword(ctx context.Context, args []string) error {
 			return err
 		}
 		if len(ms) > 0 {
-			if _, err := v.RecordRevocations(ctx, remote.RevocationIDs(ms)); err != nil {
+			if _, err := v.Revoke(ctx, ms); err != nil {
 				return withHints(fmt.Errorf("change password: %w", err), "the password was not changed")
 			}
 		}

@@ -76,6 +76,72 @@ func (v *Vault) RecordRevocations(ctx context.Context, ids [][]byte) (*envelope.
 	return nil, fmt.Errorf("store the revocation list: %w", ErrConflict)
 }
 
+// Revoke puts the machines on the signed revocation list and re-signs the allowed set of the
+// current epoch of every env their verified grants cover, without them. From then on an honest
+// machine reader refuses them even where the server keeps their rows and wraps, and no rotation,
+// from any device, re-wraps for them: a device with no state of its own still finds the list's new
+// seq named by those allowed sets. It does not re-key anything: see Rotate.
+func (v *Vault) Revoke(ctx context.Context, ms []MachineInfo) (*envelope.Revocations, error) {
+	rl, err := v.RecordRevocations(ctx, RevocationIDs(ms))
+	if err != nil {
+		return nil, err
+	}
+	done := map[ScopeName]bool{}
+	for _, m := range ms {
+		if m.Grant == nil || m.Grant.AccountWide() {
+			continue
+		}
+		for _, sc := range m.Grant.Scopes {
+			n := ScopeName{sc.AppName, sc.EnvName}
+			if done[n] {
+				continue
+			}
+			done[n] = true
+			if err := v.disallow(ctx, n, rl); err != nil {
+				if errors.Is(err, ErrAppNotFound) || errors.Is(err, ErrEnvNotFound) {
+					continue
+				}
+				return rl, err
+			}
+		}
+	}
+	return rl, nil
+}
+
+// disallow re-signs the allowed set of the current epoch of n without the machines on rl.
+func (v *Vault) disallow(ctx context.Context, n ScopeName, rl *envelope.Revocations) error {
+	for attempt := 0; attempt < 5; attempt++ {
+		cur, err := v.Read(ctx, n.App, n.Env)
+		if err != nil {
+			return err
+		}
+		old, err := v.currentAccess(cur)
+		if err != nil || old == nil {
+			cur.Wipe()
+			return err
+		}
+		var entries []envelope.AccessEntry
+		for _, e := range old.Entries {
+			if !rl.Revoked(e.MachineID) {
+				entries = append(entries, e)
+			}
+		}
+		s, err := v.signAccess(cur.scope, cur.ek, old.Version+1, max(rl.Seq, old.RevocationsSeq), entries)
+		if err == nil {
+			err = v.Client.PutEnvAccess(ctx, cur.EnvID, cur.Epoch, s)
+		}
+		cur.Wipe()
+		if errors.Is(err, api.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("re-sign the allowed set of %s: %w", n, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("re-sign the allowed set of %s: %w", n, ErrConflict)
+}
+
 // RevocationIDs returns what to put on the revocation list for the listed machines: the machine id
 // each verified grant names (the identity a rotation checks), and the listed id itself.
 func RevocationIDs(ms []MachineInfo) [][]byte {

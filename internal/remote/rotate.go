@@ -65,9 +65,16 @@ func (v *Vault) Rotate(ctx context.Context, appName, envName string, revoke []st
 			cur.Wipe()
 			return nil, err
 		}
+		// The revocation list may not be older than any signed statement that names its seq: this
+		// device's own floor (in Revocations), the current allowed set, and every grant.
 		var floor uint64
 		if old != nil {
 			floor = old.RevocationsSeq
+		}
+		for _, m := range machines {
+			if m.Grant != nil {
+				floor = max(floor, m.Grant.RevocationsSeq)
+			}
 		}
 		rl, err := v.Revocations(ctx, floor)
 		if err != nil {
