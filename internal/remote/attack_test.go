@@ -52,14 +52,14 @@ func saveMachine(t *testing.T, db *sql.DB, id string) {
 }
 
 // restoreMachine puts the saved row back under id (its own, or a new one) with its wraps, moved to
-// epoch (the colluding server hands the revoked key whatever wrap it has for the current epoch).
+// epoch (the colluding server hands the revoked key whatever wrap it has for the current epoch); a
+// row or wrap already there is kept.
 func restoreMachine(t *testing.T, db *sql.DB, id string, epoch uint32) {
 	t.Helper()
 	raw, _ := hex.DecodeString(id)
-	exec(t, db, `DELETE FROM machines WHERE id = ?`, raw)
-	exec(t, db, `INSERT INTO machines SELECT ?, account_id, verifier, x_pub, grant_bytes, grant_sig, pin_sign_pub, pin_mac,
+	exec(t, db, `INSERT OR IGNORE INTO machines SELECT ?, account_id, verifier, x_pub, grant_bytes, grant_sig, pin_sign_pub, pin_mac,
 		not_after, label, account_wrap, ak_version, created_at, last_seen_at FROM saved_machines`, raw)
-	exec(t, db, `INSERT OR REPLACE INTO machine_wraps SELECT ?, app_id, env_id, ?, wrap FROM saved_wraps`, raw, epoch)
+	exec(t, db, `INSERT OR IGNORE INTO machine_wraps SELECT ?, app_id, env_id, ?, wrap FROM saved_wraps`, raw, epoch)
 }
 
 // softRevoke revokes machines as `ov auth machine-key revoke ID` does: signed, then deleted.
