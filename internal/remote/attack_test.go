@@ -158,6 +158,7 @@ func cannotRead(t *testing.T, f *fixture, v *Vault, db *sql.DB, mk *vault.Machin
 	if !errors.Is(err, why) {
 		t.Fatalf("revoked key: %v, want %v", err, why)
 	}
+	t.Logf("the revoked key is refused: %v", err)
 	if errors.Is(why, ErrNotAllowed) && !strings.Contains(err.Error(), "not in the signed allowed set") {
 		t.Fatalf("the error does not say why: %v", err)
 	}

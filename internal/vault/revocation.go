@@ -94,7 +94,7 @@ func (mk *MachineKey) CheckAllowed(a *envelope.EnvAccess, grantRaw []byte) error
 	id := mk.ID()
 	e, ok := a.Lookup(id[:])
 	if !ok {
-		return fmt.Errorf("vault: check allowed set of epoch %d (version %d): %w", a.Epoch, a.Version, ErrNotAllowed)
+		return fmt.Errorf("vault: check allowed set of epoch %d: %w", a.Epoch, ErrNotAllowed)
 	}
 	if !hmac.Equal(e.GrantHash, GrantHash(grantRaw)) {
 		return fmt.Errorf("vault: check allowed set of epoch %d: listed under another grant: %w", a.Epoch, ErrNotAllowed)
