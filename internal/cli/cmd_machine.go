@@ -294,10 +294,11 @@ func (a *App) machineKeyList(ctx context.Context, args []string) error {
 		LastSeen *time.Time `json:"last_seen_at,omitempty"`
 		Expires  *time.Time `json:"not_after,omitempty"`
 		Expired  bool       `json:"expired"`
+		Misfiled bool       `json:"grant_misfiled,omitempty"`
 	}
 	rows := []row{}
 	for _, m := range ms {
-		r := row{ID: m.MachineID, Label: m.Label, Wide: m.AccountWide, Verified: m.Grant != nil, Created: m.CreatedAt, LastSeen: m.LastSeenAt, Expires: m.NotAfter, Expired: m.Expired, Scopes: []string{}}
+		r := row{ID: m.MachineID, Label: m.Label, Wide: m.AccountWide, Verified: m.Grant != nil, Created: m.CreatedAt, LastSeen: m.LastSeenAt, Expires: m.NotAfter, Expired: m.Expired, Misfiled: m.Misfiled, Scopes: []string{}}
 		if m.Grant != nil {
 			r.Scopes = append(r.Scopes, remote.GrantScopes(m.Grant)...)
 		}
@@ -313,6 +314,8 @@ func (a *App) machineKeyList(ctx context.Context, args []string) error {
 	for _, r := range rows {
 		scope := strings.Join(r.Scopes, ",")
 		switch {
+		case r.Misfiled:
+			scope = "GRANT OF ANOTHER MACHINE"
 		case !r.Verified:
 			scope = "GRANT DOES NOT VERIFY"
 		case r.Wide:
