@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -374,10 +375,17 @@ func (a *App) machineKeyRevoke(ctx context.Context, args []string) error {
 		}
 	}
 	var revoked []remote.MachineInfo
+	var unlisted []string
 	for _, id := range ids {
 		m, ok := byID[id]
 		if !ok {
-			return withCode(ExitNotFound, fmt.Errorf("revoke: no machine key %s", id), "`ov auth machine-key list` shows them")
+			// A server that hides a key now could list it again at the next rotation: a well-formed
+			// id goes on the signed revocation list all the same.
+			if _, err := remote.DecodeID("machine id", id); err != nil || *rotate {
+				return withCode(ExitNotFound, fmt.Errorf("revoke: no machine key %s", id), "`ov auth machine-key list` shows them")
+			}
+			unlisted = append(unlisted, id)
+			m = remote.MachineInfo{Machine: api.Machine{MachineID: id}}
 		}
 		revoked = append(revoked, m)
 	}
@@ -417,7 +425,13 @@ func (a *App) machineKeyRevoke(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(a.io.Out, "↻ %s: new key (epoch %d), every record re-sealed; %d other machine key(s) re-wrapped\n", sc, res.Epoch, len(res.Rewrapped))
 	}
+	for _, id := range unlisted {
+		fmt.Fprintf(a.io.Out, "✗ %s is not listed by the server; the signed revocation list (seq %d) names it, so no rotation re-wraps for it\n", id, list.Seq)
+	}
 	for _, id := range ids {
+		if slices.Contains(unlisted, id) {
+			continue
+		}
 		if err := cl.RevokeMachine(ctx, id); err != nil && !errors.Is(err, api.ErrNotFound) {
 			return fmt.Errorf("revoke %s: %w (it is on the signed revocation list: no rotation re-wraps for it)", id, err)
 		}
