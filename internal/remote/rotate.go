@@ -46,9 +46,15 @@ func (v *Vault) Rotate(ctx context.Context, appName, envName string, revoke []st
 	for _, id := range revoke {
 		gone[id] = true
 	}
+	// Only rows the server still lists are deleted with the commit (an earlier scope's rotation may
+	// have deleted them already); what keeps them out is gone and the signed revocation list.
+	var listed []string
 	for _, m := range machines {
-		if gone[m.MachineID] && m.Grant != nil {
-			gone[hex.EncodeToString(m.Grant.MachineID)] = true
+		if gone[m.MachineID] {
+			listed = append(listed, m.MachineID)
+			if m.Grant != nil {
+				gone[hex.EncodeToString(m.Grant.MachineID)] = true
+			}
 		}
 	}
 	for attempt := 0; attempt < 5; attempt++ {
@@ -81,7 +87,7 @@ func (v *Vault) Rotate(ctx context.Context, appName, envName string, revoke []st
 			cur.Wipe()
 			return nil, err
 		}
-		res, err := v.rotate(ctx, cur, allowedFor(machines, rl, gone, cur), rl, revoke)
+		res, err := v.rotate(ctx, cur, allowedFor(machines, rl, gone, cur), rl, listed)
 		cur.Wipe()
 		if errors.Is(err, api.ErrConflict) {
 			continue
