@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package store is the storage of ov-server: accounts, devices, apps, environments, sealed records,
-// machines, machine wraps and the audit log, behind one interface ([Store]) that every database
+// machines, machine wraps, statements signed by an account (revocation lists, allowed sets) and the
+// audit log, behind one interface ([Store]) that every database
 // implementation satisfies and that one shared conformance suite (package storetest) checks.
 //
 // Everything stored is ciphertext, blinded names, signed manifests, public keys or one-way
