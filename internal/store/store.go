@@ -2,8 +2,8 @@
 
 // Package store is the storage of ov-server: accounts, devices, apps, environments, sealed records,
 // machines, machine wraps, statements signed by an account (revocation lists, allowed sets) and the
-// audit log, behind one interface ([Store]) that every database
-// implementation satisfies and that one shared conformance suite (package storetest) checks.
+// audit log, behind one interface ([Store]) that every database implementation satisfies and that
+// one shared conformance suite (package storetest) checks.
 //
 // Everything stored is ciphertext, blinded names, signed manifests, public keys or one-way
 // verifiers. The package never sees key material and must never import internal/vault.
