@@ -475,7 +475,7 @@ func TestForgedAllowedSetsAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var epoch1, staging, v1 api.EnvState
+	var epoch1, staging api.EnvState
 	capture := func(into *api.EnvState, env string) {
 		f.proxy.set(func(path string, body []byte) []byte {
 			if strings.HasPrefix(path, "/v1/envs/") {
@@ -487,10 +487,6 @@ func TestForgedAllowedSetsAreRefused(t *testing.T) {
 			}
 			return body
 		})
-	}
-	capture(&v1, "production")
-	if _, err := readValue(t, f.machineReader(first.Key), "myapp", "production", "DB"); err != nil {
-		t.Fatal(err)
 	}
 	m, err := v.IssueMachine(bg, MachineRequest{Scopes: []ScopeName{{"myapp", "production"}}})
 	if err != nil {
@@ -536,14 +532,32 @@ func TestForgedAllowedSetsAreRefused(t *testing.T) {
 			}
 		})
 	}
-	// The set of epoch 1 before m was added: m is not in it (only availability is at stake).
+	// An older version of the same epoch's set, from before a machine was added to it: that machine is
+	// not in it and refuses (only availability is at stake: a server can always withhold data).
+	var before api.EnvState
+	capture(&before, "production")
+	if _, err := readValue(t, r, "myapp", "production", "DB"); err != nil {
+		t.Fatal(err)
+	}
+	f.proxy.set(nil)
+	late, err := v.IssueMachine(bg, MachineRequest{Scopes: []ScopeName{{"myapp", "production"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Run("an older version of the epoch's set", func(t *testing.T) {
-		f.proxy.set(access(v1.Access, v1.AccessSig))
+		old, err := envelope.ParseEnvAccess(before.Access)
+		if err != nil || old.Epoch != 2 {
+			t.Fatalf("captured set: %+v, %v", old, err)
+		}
+		f.proxy.set(access(before.Access, before.AccessSig))
 		defer f.proxy.set(nil)
-		if _, err := readValue(t, f.machineReader(m.Key), "myapp", "production", "DB"); err == nil {
-			t.Fatal("a set of another epoch and version was accepted")
+		if got, err := readValue(t, f.machineReader(late.Key), "myapp", "production", "DB"); !errors.Is(err, ErrNotAllowed) {
+			t.Fatalf("read: %q, %v; want ErrNotAllowed", got, err)
 		}
 	})
+	if got, err := readValue(t, f.machineReader(late.Key), "myapp", "production", "DB"); err != nil || got != "v1" {
+		t.Fatalf("the late machine, honestly served: %q, %v", got, err)
+	}
 }
 
 // An account-wide key with no saved state refuses a rollback on first contact: its grant carries a
