@@ -47,8 +47,8 @@ func init() {
 		summary: "revoke machine keys: at once on the server, and with --rotate by re-keying their envs",
 		usage:   "auth machine-key revoke ID... | --all [--rotate]",
 		examples: []string{
-			"ov auth machine-key revoke 3f2a9c0d1e4b5a6978877665544332211",
-			"ov auth machine-key revoke 3f2a9c0d1e4b5a6978877665544332211 --rotate   # after a compromise",
+			"ov auth machine-key revoke 3f2a9c0d1e4b5a697887766554433221",
+			"ov auth machine-key revoke 3f2a9c0d1e4b5a697887766554433221 --rotate   # after a compromise",
 			"ov auth machine-key revoke --all",
 		},
 		run: (*App).machineKeyRevoke,
