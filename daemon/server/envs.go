@@ -137,6 +137,12 @@ func (s *Server) getEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 	default:
 		return forbidden("read env: %s is not in this machine key's scope", hexID(id))
 	}
+	switch acc, err := s.st.Signed(r.Context(), rc.accountID, kindEnvAccess, envAccessKey(e.ID, e.Epoch)); {
+	case err == nil:
+		out.Access, out.AccessSig = acc.Raw, acc.Sig
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
 	for _, rec := range v.Records {
 		out.Records = append(out.Records, api.Record{Blind: rec.Blind, Version: rec.Version, Record: rec.Data})
 	}

@@ -88,6 +88,9 @@ func (s *Server) createMachine(w http.ResponseWriter, r *http.Request, rc *reqCt
 	if wide == (len(req.Wraps) > 0) {
 		return badRequest("create machine: want either wraps (scoped key) or account_wrap (account-wide key)")
 	}
+	if wide != g.AccountWide() {
+		return badRequest("create machine: the signed grant says account-wide %t, the request %t", g.AccountWide(), wide)
+	}
 	m := &store.Machine{
 		ID: id, AccountID: a.ID, Verifier: req.Verifier, XPub: req.XPub, Grant: req.Grant, GrantSig: req.GrantSig,
 		PinSignPub: req.Pin.SignPub, PinMAC: req.Pin.MAC, NotAfter: notAfter, Label: req.Label, CreatedAt: s.now(),

@@ -170,6 +170,9 @@ func (s *Server) routes() {
 	s.handle("DELETE /v1/machines/{machine_id}", route{deviceOnly, small, "machine.revoke", s.revokeMachine})
 	s.handle("PUT /v1/machines/{machine_id}/wraps", route{deviceOnly, machines, "machine.wraps", s.putMachineWraps})
 	s.handle("GET /v1/machine", route{machineOnly, small, "", s.machineSelf})
+	s.handle("GET /v1/revocations", route{deviceOnly, small, "", s.getRevocations})
+	s.handle("PUT /v1/revocations", route{deviceOnly, machines, "machine.revocations", s.putRevocations})
+	s.handle("PUT /v1/envs/{env_id}/access/{epoch}", route{deviceOnly, machines, "env.access", s.putEnvAccess})
 }
 
 // ServeHTTP implements [http.Handler]: metrics, panics, common headers, then the routes.

@@ -408,6 +408,23 @@ func (c *Client) PutMachineWraps(ctx context.Context, machineID string, r *Machi
 	return c.do(ctx, "PUT", "/v1/machines/"+url.PathEscape(machineID)+"/wraps", r, nil)
 }
 
+// Revocations fetches the account's signed machine revocation list; ErrNotFound when there is none.
+func (c *Client) Revocations(ctx context.Context) (*Signed, error) {
+	var out Signed
+	return &out, c.do(ctx, "GET", "/v1/revocations", nil, &out)
+}
+
+// PutRevocations stores a new signed revocation list; ErrConflict when its seq is not above the stored one.
+func (c *Client) PutRevocations(ctx context.Context, r *Signed) error {
+	return c.do(ctx, "PUT", "/v1/revocations", r, nil)
+}
+
+// PutEnvAccess stores the signed allowed set of an environment epoch (the current one, or the next
+// one just before a rotation commits it); ErrConflict when its version is not above the stored one.
+func (c *Client) PutEnvAccess(ctx context.Context, envID string, epoch uint32, r *Signed) error {
+	return c.do(ctx, "PUT", "/v1/envs/"+url.PathEscape(envID)+"/access/"+strconv.FormatUint(uint64(epoch), 10), r, nil)
+}
+
 // MachineSelf fetches what a machine needs about itself (machine token).
 func (c *Client) MachineSelf(ctx context.Context) (*MachineSelf, error) {
 	var out MachineSelf

@@ -141,18 +141,21 @@ type Record struct {
 // EnvState is the newest state of an environment: its key wrap, signed manifest and records.
 // Seq is 0 and Manifest is empty for an environment that was never written.
 type EnvState struct {
-	AppID       string    `json:"app_id"`
-	AppName     string    `json:"app_name"`
-	EnvID       string    `json:"env_id"`
-	EnvName     string    `json:"env_name"`
-	Epoch       uint32    `json:"epoch"`
-	WrappedEK   []byte    `json:"wrapped_ek,omitempty"`   // for devices and account-wide machines
-	MachineWrap []byte    `json:"machine_wrap,omitempty"` // for a scoped machine: its wrap of this epoch's key
-	Seq         uint64    `json:"seq"`
-	Manifest    []byte    `json:"manifest,omitempty"`
-	ManifestSig []byte    `json:"manifest_sig,omitempty"`
-	Records     []Record  `json:"records"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	AppID       string `json:"app_id"`
+	AppName     string `json:"app_name"`
+	EnvID       string `json:"env_id"`
+	EnvName     string `json:"env_name"`
+	Epoch       uint32 `json:"epoch"`
+	WrappedEK   []byte `json:"wrapped_ek,omitempty"`   // for devices and account-wide machines
+	MachineWrap []byte `json:"machine_wrap,omitempty"` // for a scoped machine: its wrap of this epoch's key
+	Seq         uint64 `json:"seq"`
+	Manifest    []byte `json:"manifest,omitempty"`
+	ManifestSig []byte `json:"manifest_sig,omitempty"`
+	// Access and AccessSig are the signed allowed set of this epoch (crypto.md §2.8), when stored.
+	Access    []byte    `json:"access,omitempty"`
+	AccessSig []byte    `json:"access_sig,omitempty"`
+	Records   []Record  `json:"records"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Rotation replaces an environment's key by a new epoch in the same commit: every record must be
@@ -245,6 +248,13 @@ type MachineSelf struct {
 	GrantSig    []byte     `json:"grant_sig"`
 	AccountWrap []byte     `json:"account_wrap,omitempty"` // account-wide machines only
 	AKVersion   uint32     `json:"ak_version,omitempty"`
+}
+
+// Signed is a statement signed by the account that the server keeps and serves as it was given:
+// the machine revocation list, or the allowed set of an environment epoch (crypto.md §2.8).
+type Signed struct {
+	Raw []byte `json:"raw"`
+	Sig []byte `json:"sig"`
 }
 
 // AuditEntry is one line of the append-only audit log. It never holds plaintext, and never joins a

@@ -124,7 +124,6 @@ func (a *App) agentOpener(log *logrus.Entry) agent.Opener {
 				mk.Wipe()
 				return nil, err
 			}
-			hw.Soft = true
 			r := &remote.MachineReader{Client: cl, Key: mk, HighWater: hw, MaxAge: 30 * 24 * time.Hour}
 			if dir := a.cacheDir(); dir != "" {
 				r.Cache = &remote.Cache{Dir: dir}

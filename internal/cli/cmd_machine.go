@@ -4,12 +4,14 @@ package cli
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	iofs "io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -199,6 +201,9 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 		msg = a.io.Err
 	}
 	if replaced != "" && replaced != issued.ID {
+		if err := revokeReplaced(ctx, s.vault, replaced); err != nil {
+			a.warnf("sign the revocation of the replaced key %s: %v; revoke it with `ov auth machine-key revoke %s`", replaced, err, replaced)
+		}
 		if err := s.vault.Client.RevokeMachine(ctx, replaced); errors.Is(err, api.ErrNotFound) {
 			fmt.Fprintf(msg, "The replaced machine key %s was already revoked.\n", replaced)
 		} else if err != nil {
@@ -237,6 +242,27 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 	return nil
 }
 
+// revokeReplaced signs the revocation of the key a --force replaced (and re-signs the allowed sets
+// of its scopes without it).
+func revokeReplaced(ctx context.Context, v *remote.Vault, id string) error {
+	ms, err := v.Machines(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.MachineID == id {
+			_, err := v.Revoke(ctx, []remote.MachineInfo{m})
+			return err
+		}
+	}
+	raw, err := hex.DecodeString(id)
+	if err != nil {
+		return err
+	}
+	_, err = v.RecordRevocations(ctx, [][]byte{raw})
+	return err
+}
+
 func currentUserName() string {
 	if u, err := user.Current(); err == nil {
 		return u.Username
@@ -270,10 +296,11 @@ func (a *App) machineKeyList(ctx context.Context, args []string) error {
 		LastSeen *time.Time `json:"last_seen_at,omitempty"`
 		Expires  *time.Time `json:"not_after,omitempty"`
 		Expired  bool       `json:"expired"`
+		Misfiled bool       `json:"grant_misfiled,omitempty"`
 	}
 	rows := []row{}
 	for _, m := range ms {
-		r := row{ID: m.MachineID, Label: m.Label, Wide: m.AccountWide, Verified: m.Grant != nil, Created: m.CreatedAt, LastSeen: m.LastSeenAt, Expires: m.NotAfter, Expired: m.Expired, Scopes: []string{}}
+		r := row{ID: m.MachineID, Label: m.Label, Wide: m.AccountWide, Verified: m.Grant != nil, Created: m.CreatedAt, LastSeen: m.LastSeenAt, Expires: m.NotAfter, Expired: m.Expired, Misfiled: m.Misfiled, Scopes: []string{}}
 		if m.Grant != nil {
 			r.Scopes = append(r.Scopes, remote.GrantScopes(m.Grant)...)
 		}
@@ -289,6 +316,8 @@ func (a *App) machineKeyList(ctx context.Context, args []string) error {
 	for _, r := range rows {
 		scope := strings.Join(r.Scopes, ",")
 		switch {
+		case r.Misfiled:
+			scope = "GRANT OF ANOTHER MACHINE"
 		case !r.Verified:
 			scope = "GRANT DOES NOT VERIFY"
 		case r.Wide:
@@ -346,54 +375,77 @@ func (a *App) machineKeyRevoke(ctx context.Context, args []string) error {
 			return nil
 		}
 	}
+	var revoked []remote.MachineInfo
+	var unlisted []string
 	for _, id := range ids {
-		if _, ok := byID[id]; !ok {
-			return withCode(ExitNotFound, fmt.Errorf("revoke: no machine key %s", id), "`ov auth machine-key list` shows them")
-		}
-	}
-	if !*rotate {
-		for _, id := range ids {
-			if err := cl.RevokeMachine(ctx, id); err != nil {
-				return fmt.Errorf("revoke %s: %w", id, err)
+		m, ok := byID[id]
+		if !ok {
+			// A server that hides a key now could list it again at the next rotation: a well-formed
+			// id goes on the signed revocation list all the same.
+			if _, err := remote.DecodeID("machine id", id); err != nil || *rotate {
+				return withCode(ExitNotFound, fmt.Errorf("revoke: no machine key %s", id), "`ov auth machine-key list` shows them")
 			}
-			fmt.Fprintf(a.io.Out, "✗ %s revoked: the server forgot it\n", id)
+			unlisted = append(unlisted, id)
+			m = remote.MachineInfo{Machine: api.Machine{MachineID: id}}
 		}
-		return nil
+		revoked = append(revoked, m)
 	}
 	// Hard revoke: every env a revoked key could open gets a new key in one commit that also deletes
 	// the machines.
 	scopes := map[remote.ScopeName]bool{}
-	for _, id := range ids {
-		m := byID[id]
-		if m.Grant == nil {
-			return fmt.Errorf("revoke %s --rotate: its grant does not verify, so its scopes are unknown", id)
+	for _, m := range revoked {
+		if !*rotate {
+			break
 		}
-		if len(m.Grant.Scopes) == 0 {
-			return withHints(fmt.Errorf("revoke %s --rotate: an account-wide key held the account key itself, which re-keying envs cannot take back", id),
+		if m.Grant == nil {
+			return fmt.Errorf("revoke %s --rotate: its grant does not verify, so its scopes are unknown", m.MachineID)
+		}
+		if m.Grant.AccountWide() {
+			return withHints(fmt.Errorf("revoke %s --rotate: an account-wide key held the account key itself, which re-keying envs cannot take back", m.MachineID),
 				"revoke it without --rotate now, then move the secrets to a new account or rotate them upstream")
 		}
 		for _, sc := range m.Grant.Scopes {
 			scopes[remote.ScopeName{App: sc.AppName, Env: sc.EnvName}] = true
 		}
 	}
+	// The revocation is signed first: it is what keeps every later rotation from re-wrapping for
+	// these keys, whatever the server goes on listing.
 	s, err := a.unlock(ctx, u)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	list, err := s.vault.Revoke(ctx, revoked)
+	if err != nil {
+		return envError(err, "", "")
+	}
 	for sc := range scopes {
 		res, err := s.vault.Rotate(ctx, sc.App, sc.Env, ids)
 		if err != nil {
-			return err
+			return envError(err, sc.App, sc.Env)
 		}
 		fmt.Fprintf(a.io.Out, "↻ %s: new key (epoch %d), every record re-sealed; %d other machine key(s) re-wrapped\n", sc, res.Epoch, len(res.Rewrapped))
 	}
-	for _, id := range ids {
-		if err := cl.RevokeMachine(ctx, id); err != nil && !errors.Is(err, api.ErrNotFound) {
-			return fmt.Errorf("revoke %s: %w", id, err)
-		}
-		fmt.Fprintf(a.io.Out, "✗ %s revoked\n", id)
+	for _, id := range unlisted {
+		fmt.Fprintf(a.io.Out, "✗ %s is not listed by the server; the signed revocation list (seq %d) names it, so no rotation re-wraps for it\n", id, list.Seq)
 	}
-	a.hintf("values the revoked machines saw in plaintext must still be rotated where they were issued (database passwords, API keys)")
+	for _, id := range ids {
+		if slices.Contains(unlisted, id) {
+			continue
+		}
+		if err := cl.RevokeMachine(ctx, id); err != nil && !errors.Is(err, api.ErrNotFound) {
+			return fmt.Errorf("revoke %s: %w (it is on the signed revocation list: no rotation re-wraps for it)", id, err)
+		}
+		if *rotate {
+			fmt.Fprintf(a.io.Out, "✗ %s revoked\n", id)
+		} else {
+			fmt.Fprintf(a.io.Out, "✗ %s revoked: the server forgot it, and the signed revocation list (seq %d) names it\n", id, list.Seq)
+		}
+	}
+	if *rotate {
+		a.hintf("values the revoked machines saw in plaintext must still be rotated where they were issued (database passwords, API keys)")
+	} else {
+		a.hintf("add --rotate after a compromise: until its envs are re-keyed, a copy of the key and of the server's data still opens what it could open")
+	}
 	return nil
 }

@@ -97,6 +97,23 @@ func (a *App) changePassword(ctx context.Context, args []string) error {
 		return err
 	}
 	defer newPK.Wipe()
+	if *revoke {
+		// Signed first, so that no later rotation re-wraps for them whatever the server lists.
+		hw, err := remote.OpenHighWater(stateFile(a.stateDir(), "highwater.json"))
+		if err != nil {
+			return err
+		}
+		v := &remote.Vault{Client: cl, Account: acct, HighWater: hw}
+		ms, err := v.Machines(ctx)
+		if err != nil {
+			return err
+		}
+		if len(ms) > 0 {
+			if _, err := v.Revoke(ctx, ms); err != nil {
+				return withHints(fmt.Errorf("change password: %w", err), "the password was not changed")
+			}
+		}
+	}
 	kc, lv := newPK.KeyCheck(), newPK.LoginVerifier()
 	req := &api.PasswordChange{
 		OldLoginAuth: bytes.Clone(oldPK.LoginAuth().Bytes()), KDF: remote.KDFToWire(params),

@@ -29,6 +29,8 @@ type machineFlags struct {
 	credential string
 	offline    bool
 	maxAge     string
+	// allowUnsavedState: a rollback state file that cannot be written is a warning, not an error.
+	allowUnsavedState bool
 }
 
 func (m *machineFlags) add(fs *pflag.FlagSet) {
@@ -36,6 +38,7 @@ func (m *machineFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&m.credential, "machine-key-credential", "", "read the machine key from $CREDENTIALS_DIRECTORY/NAME (LoadCredential=, LoadCredentialEncrypted=)")
 	fs.BoolVar(&m.offline, "offline", false, "with a machine key: use the cached copy, not the server")
 	fs.StringVar(&m.maxAge, "max-age", "30d", "with a machine key: refuse a cached copy older than this when the server is unreachable")
+	fs.BoolVar(&m.allowUnsavedState, "allow-unsaved-state", false, "with a machine key: when the rollback state ($STATE_DIRECTORY or ~/.local/state/ov) cannot be written, warn and go on, protected only by the grant's signed floor")
 }
 
 // machineKey loads the machine key the flags (or systemd) name; nil when there is none.
@@ -110,7 +113,7 @@ func (a *App) readWithMachineKey(ctx context.Context, t target, mf machineFlags,
 	if err != nil {
 		return nil, err
 	}
-	hw.Soft = true
+	hw.Soft = mf.allowUnsavedState
 	r := &remote.MachineReader{Key: mk, HighWater: hw, Offline: mf.offline, MaxAge: maxAge}
 	if dir := a.cacheDir(); dir != "" {
 		r.Cache = &remote.Cache{Dir: dir}
@@ -134,7 +137,7 @@ func (a *App) readWithMachineKey(ctx context.Context, t target, mf machineFlags,
 		return nil, machineError(err, t)
 	}
 	if info.FromCache {
-		age := time.Since(info.FetchedAt).Round(time.Second)
+		age := max(time.Since(info.FetchedAt), 0).Round(time.Second)
 		a.warnf("using the cached copy of %s/%s fetched %s (%s ago): %v", t.app, t.env, info.FetchedAt.UTC().Format("2006-01-02 15:04:05 UTC"), age, info.Unreachable)
 	}
 	if info.CacheErr != nil {
@@ -155,8 +158,13 @@ func machineError(err error, t target) error {
 		return withCode(ExitRejected, err, "re-derive it: ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --force --out PATH")
 	case errors.Is(err, vault.ErrGrantExpired):
 		return withCode(ExitRejected, err, "issue a new key with ov auth derive-machine-key --force")
-	case errors.Is(err, remote.ErrNoCache), errors.Is(err, remote.ErrCacheTooOld):
+	case errors.Is(err, remote.ErrNoCache), errors.Is(err, remote.ErrCacheTooOld), errors.Is(err, remote.ErrCacheFuture), errors.Is(err, vault.ErrBadCacheMAC):
 		return withCode(ExitUnreachable, err)
+	case errors.Is(err, remote.ErrNotAllowed):
+		return withCode(ExitRejected, err, "this key was revoked or its grant expired: issue a new one with ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --force --out PATH")
+	}
+	if errors.Is(err, remote.ErrStateUnsaved) {
+		return withHints(err, "give the service a writable state directory (StateDirectory= in its unit), or pass --allow-unsaved-state to rely on the grant's signed floor alone")
 	}
 	return envError(err, t.app, t.env)
 }

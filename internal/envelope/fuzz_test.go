@@ -42,6 +42,8 @@ func FuzzParseGrant(f *testing.F) {
 	f.Add(g.Marshal())
 	g.Scopes = nil
 	f.Add(g.Marshal())
+	g.Version, g.Flags, g.RevocationsSeq = GrantV2, GrantAccountWide, 3
+	f.Add(g.Marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		g, err := ParseGrant(b)
 		if err != nil {

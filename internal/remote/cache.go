@@ -25,6 +25,17 @@ type Cache struct {
 	Dir string
 }
 
+// cacheFile is what a cache file holds: the entry's exact JSON bytes and their MAC under a key only
+// the machine key derives (vault.MachineKey.CacheMAC), which covers the fetch time, the (app, env)
+// and the machine. A file whose MAC fails (altered, or written without the key) is not used.
+type cacheFile struct {
+	Format string          `json:"format"`
+	Entry  json.RawMessage `json:"entry"`
+	MAC    []byte          `json:"mac"`
+}
+
+const cacheFormat = "ov-machine-cache/2"
+
 type cacheEntry struct {
 	FetchedAt time.Time       `json:"fetched_at"`
 	Self      api.MachineSelf `json:"machine"`
@@ -44,7 +55,12 @@ func (c *Cache) save(mk *vault.MachineKey, appName, envName string, e *cacheEntr
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("write cache: %w", err)
 	}
-	b, err := json.Marshal(e)
+	entry, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("write cache: %w", err)
+	}
+	mac := mk.CacheMAC(appName, envName, entry)
+	b, err := json.Marshal(&cacheFile{Format: cacheFormat, Entry: entry, MAC: mac[:]})
 	if err != nil {
 		return fmt.Errorf("write cache: %w", err)
 	}
@@ -64,8 +80,18 @@ func (c *Cache) load(mk *vault.MachineKey, appName, envName string) (*cacheEntry
 		return nil, err
 	}
 	defer buf.Destroy()
+	var f cacheFile
+	if err := json.Unmarshal(buf.Bytes(), &f); err != nil {
+		return nil, fmt.Errorf("read cache file %s: %v", p, err)
+	}
+	if f.Format != cacheFormat {
+		return nil, fmt.Errorf("read cache file %s: format %q, want %q: %w", p, f.Format, cacheFormat, vault.ErrBadCacheMAC)
+	}
+	if err := mk.VerifyCacheMAC(appName, envName, f.Entry, f.MAC); err != nil {
+		return nil, fmt.Errorf("read cache file %s: %w", p, err)
+	}
 	var e cacheEntry
-	if err := json.Unmarshal(buf.Bytes(), &e); err != nil {
+	if err := json.Unmarshal(f.Entry, &e); err != nil {
 		return nil, fmt.Errorf("read cache file %s: %v", p, err)
 	}
 	return &e, nil

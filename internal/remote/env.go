@@ -61,6 +61,8 @@ type Env struct {
 	// entries and records of the current manifest, by blind id, for the write path.
 	entries map[[envelope.BlindLen]byte]envelope.ManifestEntry
 	records map[[envelope.BlindLen]byte][]byte
+	// the signed allowed set of this epoch as served (verified by who uses it)
+	access, accessSig []byte
 }
 
 // Lookup returns the secret called name.
@@ -218,6 +220,10 @@ type checker struct {
 	signPub   ed25519.PublicKey
 	hw        *HighWater
 	floor     uint64 // a further floor, such as a machine grant's seq_min
+	// machine and grantRaw, for a scoped machine: the epoch's signed allowed set must list machine
+	// under exactly this grant, and commit to the environment key it unwraps.
+	machine  *vault.MachineKey
+	grantRaw []byte
 }
 
 // open verifies st (ids, environment key, signed manifest, rollback floor, ek_id, every record) and
@@ -237,15 +243,37 @@ func (c checker) open(appName, envName, appID, envID string, st *api.EnvState, e
 		return nil, tampered(what, err)
 	}
 	scope := vault.Scope{AccountID: c.accountID, AppID: aid, EnvID: eid, Epoch: st.Epoch, AppName: appName, EnvName: envName}
+	var access *envelope.EnvAccess
+	if c.machine != nil {
+		// Before any key is unwrapped: is this machine allowed to read this epoch at all?
+		if access, err = verifyAccess(&c, st, scope); err != nil {
+			if errors.Is(err, vault.ErrNotAllowed) {
+				return nil, fmt.Errorf("read %s/%s: %w", appName, envName, err)
+			}
+			return nil, tampered(what, err)
+		}
+		if err := c.machine.CheckAllowed(access, c.grantRaw); err != nil {
+			return nil, fmt.Errorf("read %s/%s: %w: it was revoked, its grant expired, or it was not re-granted after a rotation", appName, envName, err)
+		}
+	}
 	ek, err := ekFor(scope)
 	if err != nil {
 		return nil, tampered(what, err)
 	}
+	if access != nil {
+		id, err := vault.EKIDOf(ek, scope)
+		if err != nil || !bytes.Equal(id, access.EKID) {
+			ek.Wipe()
+			return nil, tampered(what, fmt.Errorf("the allowed set commits to another environment key: %w", vault.ErrEKMismatch))
+		}
+	}
 	e := &Env{
 		AppID: appID, EnvID: envID, AppName: appName, EnvName: envName,
 		Epoch: st.Epoch, UpdatedAt: st.UpdatedAt, scope: scope, ek: ek,
-		entries: map[[envelope.BlindLen]byte]envelope.ManifestEntry{},
-		records: map[[envelope.BlindLen]byte][]byte{},
+		entries:   map[[envelope.BlindLen]byte]envelope.ManifestEntry{},
+		records:   map[[envelope.BlindLen]byte][]byte{},
+		access:    st.Access,
+		accessSig: st.AccessSig,
 	}
 	hw := max(c.hw.Get(envID), c.floor)
 	if st.Seq == 0 && len(st.Manifest) == 0 {

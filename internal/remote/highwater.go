@@ -84,7 +84,12 @@ func (h *HighWater) Raise(envID string, seq uint64) error {
 	return nil
 }
 
+// ErrStateUnsaved means the rollback state could not be written: without Soft, the read fails
+// rather than go on without a floor it could keep.
+var ErrStateUnsaved = errors.New("rollback state not saved")
+
 func (h *HighWater) fail(err error) error {
+	err = fmt.Errorf("%w: %w", ErrStateUnsaved, err)
 	if h.Soft {
 		h.WriteErr = err
 		return nil

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,9 @@ var (
 	ErrNoCache = errors.New("no cached copy")
 	// ErrCacheTooOld means the cached copy is older than the allowed age.
 	ErrCacheTooOld = errors.New("cached copy too old")
+	// ErrCacheFuture means the cached copy's fetch time is in the future (a clock set back, or a
+	// forged time): its age cannot be known, so it is not used.
+	ErrCacheFuture = errors.New("cached copy dated in the future")
 )
 
 // ScopeName is an (app, env) by name.
@@ -54,8 +58,18 @@ type IssuedMachine struct {
 const clockSkew = 5 * time.Minute
 
 // IssueMachine draws a machine key, wraps each scope's environment key to it (or, account-wide, the
-// account key), signs its grant, computes its pin and registers it. Every scope must exist.
+// account key), signs its v2 grant (with the revocation list's seq and, account-wide, the signed
+// rollback floor of every existing env), adds it to the signed allowed set of each scope's current
+// epoch, computes its pin and registers it. Every scope must exist.
 func (v *Vault) IssueMachine(ctx context.Context, req MachineRequest) (*IssuedMachine, error) {
+	rl, err := v.Revocations(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	var revSeq uint64
+	if rl != nil {
+		revSeq = rl.Seq
+	}
 	mk := vault.NewMachineKey()
 	ok := false
 	defer func() {
@@ -65,7 +79,8 @@ func (v *Vault) IssueMachine(ctx context.Context, req MachineRequest) (*IssuedMa
 	}()
 	id := mk.ID()
 	pub := mk.PublicKey()
-	g := &envelope.Grant{AccountID: v.Account.ID, MachineID: id[:], MachinePub: pub, NotBefore: uint64(v.now().Add(-clockSkew).Unix())}
+	g := &envelope.Grant{Version: envelope.GrantV2, AccountID: v.Account.ID, MachineID: id[:], MachinePub: pub,
+		NotBefore: uint64(v.now().Add(-clockSkew).Unix()), RevocationsSeq: revSeq}
 	if !req.NotAfter.IsZero() {
 		g.NotAfter = uint64(req.NotAfter.Unix())
 	}
@@ -73,6 +88,12 @@ func (v *Vault) IssueMachine(ctx context.Context, req MachineRequest) (*IssuedMa
 	ver := mk.Verifier()
 	nm.Verifier = ver[:]
 	var scopes []ScopeName
+	var envs []*Env // scoped: the current state of each scope, for its allowed set
+	defer func() {
+		for _, e := range envs {
+			e.Wipe()
+		}
+	}()
 	for _, sc := range req.Scopes {
 		appName, envName, err := normalize(sc.App, sc.Env)
 		if err != nil {
@@ -86,8 +107,8 @@ func (v *Vault) IssueMachine(ctx context.Context, req MachineRequest) (*IssuedMa
 		if err != nil {
 			return nil, err
 		}
+		envs = append(envs, cur)
 		w, err := vault.WrapEnvKeyToMachine(cur.ek, cur.scope, id[:], pub)
-		cur.Wipe()
 		if err != nil {
 			return nil, err
 		}
@@ -96,6 +117,12 @@ func (v *Vault) IssueMachine(ctx context.Context, req MachineRequest) (*IssuedMa
 		scopes = append(scopes, ScopeName{appName, envName})
 	}
 	if len(req.Scopes) == 0 {
+		g.Flags = envelope.GrantAccountWide
+		floors, err := v.accountFloors(ctx)
+		if err != nil {
+			return nil, err
+		}
+		g.Scopes = floors
 		w, err := vault.WrapAccountKeyToMachine(v.Account.AK, v.Account.ID, v.Account.AKVersion, id[:], pub)
 		if err != nil {
 			return nil, err
@@ -107,6 +134,13 @@ func (v *Vault) IssueMachine(ctx context.Context, req MachineRequest) (*IssuedMa
 		return nil, err
 	}
 	nm.Grant, nm.GrantSig = raw, sig
+	// The allowed sets first: a set naming a key that failed to register gives nothing to anyone,
+	// while a registered key missing from its set could not read.
+	for _, cur := range envs {
+		if err := v.allowInto(ctx, cur, rl, id[:], raw); err != nil {
+			return nil, err
+		}
+	}
 	mac, err := mk.PinMAC(v.Account.ID, v.Account.SignPub)
 	if err != nil {
 		return nil, err
@@ -123,11 +157,69 @@ func (v *Vault) IssueMachine(ctx context.Context, req MachineRequest) (*IssuedMa
 	return &IssuedMachine{Key: mk, ID: nm.MachineID, Grant: g, Scopes: scopes}, nil
 }
 
+// allowInto re-signs the allowed set of cur's epoch with machineID added (under grantRaw), leaving
+// out machines on the revocation list, and stores it.
+func (v *Vault) allowInto(ctx context.Context, cur *Env, rl *envelope.Revocations, machineID, grantRaw []byte) error {
+	old, err := v.currentAccess(cur)
+	if err != nil {
+		return err
+	}
+	var revSeq, version uint64 = 0, 1
+	if rl != nil {
+		revSeq = rl.Seq
+	}
+	entries := []envelope.AccessEntry{{MachineID: bytes.Clone(machineID), GrantHash: vault.GrantHash(grantRaw)}}
+	if old != nil {
+		if old.RevocationsSeq > revSeq {
+			return tampered("verify the revocation list", fmt.Errorf("seq %d is below %d, named by the allowed set of %s/%s: %w", revSeq, old.RevocationsSeq, cur.AppName, cur.EnvName, vault.ErrRollback))
+		}
+		version = old.Version + 1
+		for _, e := range old.Entries {
+			if !rl.Revoked(e.MachineID) && !bytes.Equal(e.MachineID, machineID) {
+				entries = append(entries, e)
+			}
+		}
+	}
+	slices.SortFunc(entries, func(a, b envelope.AccessEntry) int { return bytes.Compare(a.MachineID, b.MachineID) })
+	s, err := v.signAccess(cur.scope, cur.ek, version, revSeq, entries)
+	if err != nil {
+		return err
+	}
+	if err := v.Client.PutEnvAccess(ctx, cur.EnvID, cur.Epoch, s); err != nil {
+		return fmt.Errorf("store the allowed set of %s/%s: %w", cur.AppName, cur.EnvName, err)
+	}
+	return nil
+}
+
+// accountFloors reads (and so verifies) every env of the account and returns their names, ids and
+// manifest seqs: the signed rollback floors of an account-wide grant.
+func (v *Vault) accountFloors(ctx context.Context) ([]envelope.GrantScope, error) {
+	list, err := v.Client.Apps(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	var out []envelope.GrantScope
+	for i := range list.Apps {
+		a := &list.Apps[i]
+		for j := range a.Envs {
+			cur, err := v.read(ctx, a, &a.Envs[j])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, envelope.GrantScope{AppID: cur.scope.AppID, AppName: cur.AppName, EnvID: cur.scope.EnvID, EnvName: cur.EnvName, SeqMin: cur.Seq})
+			cur.Wipe()
+		}
+	}
+	return out, nil
+}
+
 // MachineInfo is a registered machine with its verified grant.
 type MachineInfo struct {
 	api.Machine
 	Grant   *envelope.Grant // nil when the grant does not verify under the account's signing key
 	Expired bool            // the grant verifies but is outside its validity window
+	// Misfiled: the grant verifies but names another machine id than the one it is listed under.
+	Misfiled bool
 }
 
 // Machines lists the account's machine keys, verifying each grant with the pinned signing key.
@@ -148,6 +240,11 @@ func (v *Vault) Machines(ctx context.Context) ([]MachineInfo, error) {
 			if g, perr := envelope.ParseGrant(m.Grant); perr == nil {
 				mi.Grant, mi.Expired = g, true
 			}
+		}
+		// The grant names its machine inside the signature: a grant listed under another id (a
+		// revoked key relisted, or a grant moved to another machine) is not that machine's.
+		if mi.Grant != nil && hex.EncodeToString(mi.Grant.MachineID) != m.MachineID {
+			mi.Grant, mi.Expired, mi.Misfiled = nil, false, true
 		}
 		out = append(out, mi)
 	}
@@ -188,6 +285,7 @@ type trusted struct {
 	accountID []byte
 	signPub   ed25519.PublicKey
 	grant     *envelope.Grant
+	grantRaw  []byte
 	ak        *vault.AccountKey // account-wide machines only
 }
 
@@ -218,8 +316,8 @@ func (m *MachineReader) verifySelf(self *api.MachineSelf) (*trusted, error) {
 		}
 		return nil, tampered("verify machine grant", err)
 	}
-	t := &trusted{accountID: aid, signPub: ed25519.PublicKey(bytes.Clone(self.Pin.SignPub)), grant: g}
-	if len(g.Scopes) == 0 {
+	t := &trusted{accountID: aid, signPub: ed25519.PublicKey(bytes.Clone(self.Pin.SignPub)), grant: g, grantRaw: self.Grant}
+	if g.AccountWide() {
 		if len(self.AccountWrap) == 0 {
 			return nil, tampered("verify machine", errors.New("an account-wide grant without its account key wrap"))
 		}
@@ -232,9 +330,13 @@ func (m *MachineReader) verifySelf(self *api.MachineSelf) (*trusted, error) {
 	return t, nil
 }
 
-// GrantScopes lists a grant's scopes as app/env names.
+// GrantScopes lists a grant's scopes as app/env names (none for an account-wide grant, whose
+// entries are rollback floors, not scopes).
 func GrantScopes(g *envelope.Grant) []string {
 	var s []string
+	if g.AccountWide() {
+		return s
+	}
 	for _, sc := range g.Scopes {
 		s = append(s, sc.AppName+"/"+sc.EnvName)
 	}
@@ -306,6 +408,9 @@ func (m *MachineReader) readOnline(ctx context.Context, appName, envName string)
 		if err != nil {
 			return nil, nil, err
 		}
+		if sc, err = t.accountFloor(appName, envName, appID, envID); err != nil {
+			return nil, nil, err
+		}
 	}
 	st, err := m.Client.Env(ctx, envID)
 	if err != nil {
@@ -325,8 +430,26 @@ func (m *MachineReader) readOnline(ctx context.Context, appName, envName string)
 	return e, info, nil
 }
 
+// accountFloor returns, for an account-wide machine, the signed floor its v2 grant gives
+// appName/envName (the env's manifest seq when the key was issued), and refuses a server that maps
+// those names to other ids than the grant signed. An env created after the key has no floor.
+func (t *trusted) accountFloor(appName, envName, appID, envID string) (envelope.GrantScope, error) {
+	sc := envelope.GrantScope{AppName: appName, EnvName: envName}
+	fl, ok := t.grant.Floor(appName, envName)
+	if !ok {
+		return sc, nil
+	}
+	if hex.EncodeToString(fl.AppID) != appID || hex.EncodeToString(fl.EnvID) != envID {
+		return sc, tampered("verify "+appName+"/"+envName, errors.New("the server maps the name to another environment than the machine key's grant"))
+	}
+	return fl, nil
+}
+
 func (m *MachineReader) open(t *trusted, sc envelope.GrantScope, appName, envName, appID, envID string, st *api.EnvState) (*Env, error) {
 	chk := checker{accountID: t.accountID, signPub: t.signPub, hw: m.HighWater, floor: sc.SeqMin}
+	if t.ak == nil {
+		chk.machine, chk.grantRaw = m.Key, t.grantRaw
+	}
 	return chk.open(appName, envName, appID, envID, st, func(scope vault.Scope) (*vault.EnvKey, error) {
 		if t.ak != nil {
 			return t.ak.UnwrapEnvKey(st.WrappedEK, scope)
@@ -344,6 +467,11 @@ func (m *MachineReader) readCache(appName, envName string, why error) (*Env, *Re
 		return nil, nil, fmt.Errorf("read %s/%s: server unreachable (%v), and %w", appName, envName, why, err)
 	}
 	age := m.now().Sub(ce.FetchedAt)
+	if age < -clockSkew {
+		return nil, nil, fmt.Errorf("read %s/%s: server unreachable (%v), and the cached copy claims to be fetched at %s, in the future: %w",
+			appName, envName, why, ce.FetchedAt.UTC().Format(time.RFC3339), ErrCacheFuture)
+	}
+	age = max(age, 0)
 	if m.MaxAge > 0 && age > m.MaxAge {
 		return nil, nil, fmt.Errorf("read %s/%s: server unreachable (%v), and the cached copy is %s old (more than --max-age %s): %w",
 			appName, envName, why, age.Round(time.Second), m.MaxAge, ErrCacheTooOld)
@@ -359,6 +487,11 @@ func (m *MachineReader) readCache(appName, envName string, why error) (*Env, *Re
 	}
 	if t.ak == nil && (ce.AppID != hex.EncodeToString(sc.AppID) || ce.EnvID != hex.EncodeToString(sc.EnvID)) {
 		return nil, nil, tampered("verify cache", errors.New("cached ids differ from the grant's"))
+	}
+	if t.ak != nil {
+		if sc, err = t.accountFloor(appName, envName, ce.AppID, ce.EnvID); err != nil {
+			return nil, nil, err
+		}
 	}
 	e, err := m.open(t, sc, appName, envName, ce.AppID, ce.EnvID, &ce.Env)
 	if err != nil {

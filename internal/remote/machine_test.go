@@ -234,3 +234,39 @@ func TestReadsDoNotLeakKeySlots(t *testing.T) {
 		t.Fatalf("20 reads left %d key slots in use (before: %d)", after-before, before)
 	}
 }
+
+// A key with two scopes is hard-revoked env by env: the second rotation does not trip over the row
+// the first one deleted, and the key opens neither env's new epoch.
+func TestRotateEachScopeOfARevokedKey(t *testing.T) {
+	f := newFixture(t)
+	v := f.vault()
+	for _, env := range []string{"production", "staging"} {
+		if _, err := v.Write(bg, "myapp", env, true, set("DB", env)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := v.IssueMachine(bg, MachineRequest{Scopes: []ScopeName{{"myapp", "production"}, {"myapp", "staging"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []string{"production", "staging"} {
+		res, err := v.Rotate(bg, "myapp", env, []string{m.ID})
+		if err != nil {
+			t.Fatalf("rotate %s: %v", env, err)
+		}
+		if len(res.Rewrapped) != 0 {
+			t.Fatalf("rotate %s re-wrapped %v", env, res.Rewrapped)
+		}
+		cur, err := v.Read(bg, "myapp", env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.Epoch != 2 {
+			t.Fatalf("%s at epoch %d", env, cur.Epoch)
+		}
+		cur.Wipe()
+	}
+	if _, err := readValue(t, f.machineReader(m.Key), "myapp", "staging", "DB"); !errors.Is(err, ErrMachineUnknown) {
+		t.Fatalf("revoked key: %v", err)
+	}
+}

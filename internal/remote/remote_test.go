@@ -58,6 +58,7 @@ func (p *tamperProxy) set(f func(path string, body []byte) []byte) {
 
 type fixture struct {
 	t     *testing.T
+	db    string // the SQLite file of the real server, for attacks that edit it directly
 	proxy *tamperProxy
 	url   string
 	pw    []byte
@@ -74,7 +75,8 @@ func cheapKDF() vault.KDFParams {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	db, err := sqlitestore.Open(bg, filepath.Join(t.TempDir(), "ov.db"))
+	dbPath := filepath.Join(t.TempDir(), "ov.db")
+	db, err := sqlitestore.Open(bg, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +119,7 @@ func newFixture(t *testing.T) *fixture {
 	}))
 	t.Cleanup(front.Close)
 
-	f := &fixture{t: t, proxy: p, url: front.URL, pw: []byte("correct horse battery staple")}
+	f := &fixture{t: t, db: dbPath, proxy: p, url: front.URL, pw: []byte("correct horse battery staple")}
 	f.dev = NewDevice("test")
 	reg, err := NewAccount("op@example.com", f.pw, cheapKDF(), f.dev)
 	if err != nil {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package store is the storage of ov-server: accounts, devices, apps, environments, sealed records,
-// machines, machine wraps and the audit log, behind one interface ([Store]) that every database
-// implementation satisfies and that one shared conformance suite (package storetest) checks.
+// machines, machine wraps, statements signed by an account (revocation lists, allowed sets) and the
+// audit log, behind one interface ([Store]) that every database implementation satisfies and that
+// one shared conformance suite (package storetest) checks.
 //
 // Everything stored is ciphertext, blinded names, signed manifests, public keys or one-way
 // verifiers. The package never sees key material and must never import internal/vault.
@@ -227,6 +228,20 @@ type MachineWrap struct {
 	Wrap      []byte
 }
 
+// SignedObject is a statement signed by an account's signing key that the server only keeps and
+// serves (it cannot create or change one): the account's machine revocation list (Kind
+// "revocations", Key "") and the allowed set of each environment epoch (Kind "env-access", Key
+// "<env_id hex>/<epoch>"). Version is the statement's own counter, which only grows.
+type SignedObject struct {
+	AccountID []byte
+	Kind      string
+	Key       string
+	Version   uint64
+	Raw       []byte
+	Sig       []byte
+	UpdatedAt time.Time
+}
+
 // AuditEntry is one line of the append-only audit log.
 type AuditEntry struct {
 	ID         int64  // assigned by the store, increasing
@@ -303,6 +318,13 @@ type Store interface {
 	DeleteMachine(ctx context.Context, accountID, id []byte) error
 	// ReplaceMachineWraps replaces every wrap of a machine of the account. Errors wrap ErrNotFound.
 	ReplaceMachineWraps(ctx context.Context, accountID, machineID []byte, wraps []MachineWrap) error
+
+	// PutSigned stores o in place of the object of the same (account, kind, key), only if there is
+	// none or its Version is lower than o.Version. Errors wrap ErrConflict (a version not above the
+	// stored one) or ErrNotFound (account).
+	PutSigned(ctx context.Context, o *SignedObject) error
+	// Signed returns the object (account, kind, key). Errors wrap ErrNotFound.
+	Signed(ctx context.Context, accountID []byte, kind, key string) (*SignedObject, error)
 
 	// AppendAudit appends e and sets e.ID.
 	AppendAudit(ctx context.Context, e *AuditEntry) error

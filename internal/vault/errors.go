@@ -49,4 +49,14 @@ var (
 	// ErrRecordMismatch means a record does not match its manifest entry
 	// (hash, version or blind id) or embeds another name than its AAD.
 	ErrRecordMismatch = errors.New("record does not match manifest")
+	// ErrWrongAccount means a signed revocation list or allowed set is for
+	// another account, environment or epoch than the one asked for.
+	ErrWrongAccount = errors.New("signed statement is for another account, environment or epoch")
+	// ErrNotAllowed means a machine key is not in the signed allowed set of
+	// an epoch (it was revoked, its grant expired, or it was never granted),
+	// or is listed there under another grant.
+	ErrNotAllowed = errors.New("machine key is not in the signed allowed set of this epoch")
+	// ErrBadCacheMAC means a cache entry's MAC does not verify under the
+	// machine key: the file was altered or written without the key.
+	ErrBadCacheMAC = errors.New("cache entry is not authenticated by this machine key")
 )

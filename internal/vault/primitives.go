@@ -32,6 +32,7 @@ const (
 	labelMachineAuth        = "ov/v1/machine-auth"
 	labelMachineX25519      = "ov/v1/machine-x25519"
 	labelMachinePin         = "ov/v1/machine-pin"
+	labelMachineCache       = "ov/v1/machine-cache"
 )
 
 // Sizes, from internal/envelope.

@@ -114,4 +114,17 @@ var migrations = [][]string{
 		`CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 			BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END`,
 	},
+	// 2: statements signed by an account that the server keeps and serves (crypto.md §2.8).
+	{
+		`CREATE TABLE signed_objects (
+			account_id BLOB NOT NULL REFERENCES accounts(id),
+			kind       TEXT NOT NULL,
+			key        TEXT NOT NULL,
+			version    INTEGER NOT NULL,
+			raw        BLOB NOT NULL,
+			sig        BLOB NOT NULL,
+			updated_at INTEGER NOT NULL,
+			PRIMARY KEY (account_id, kind, key)
+		)`,
+	},
 }

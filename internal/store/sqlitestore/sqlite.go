@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -821,6 +822,53 @@ func (db *DB) ReplaceMachineWraps(ctx context.Context, accountID, machineID []by
 		}
 	}
 	return sqlErr(op, tx.Commit())
+}
+
+// ---- signed objects ----
+
+// PutSigned implements [store.Store].
+func (db *DB) PutSigned(ctx context.Context, o *store.SignedObject) error {
+	const op = "put signed object"
+	if o.Version > math.MaxInt64 {
+		return fmt.Errorf("%s: version %d out of range", op, o.Version)
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return sqlErr(op, err)
+	}
+	defer tx.Rollback()
+	var cur int64
+	switch err := tx.QueryRowContext(ctx, `SELECT version FROM signed_objects WHERE account_id = ? AND kind = ? AND key = ?`,
+		o.AccountID, o.Kind, o.Key).Scan(&cur); {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO signed_objects (account_id, kind, key, version, raw, sig, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			o.AccountID, o.Kind, o.Key, int64(o.Version), o.Raw, o.Sig, micro(o.UpdatedAt)); err != nil {
+			return sqlErr(op, err)
+		}
+	case err != nil:
+		return sqlErr(op, err)
+	case uint64(cur) >= o.Version:
+		return fmt.Errorf("%s: version %d is not above the stored %d: %w", op, o.Version, cur, store.ErrConflict)
+	default:
+		if _, err := tx.ExecContext(ctx, `UPDATE signed_objects SET version = ?, raw = ?, sig = ?, updated_at = ? WHERE account_id = ? AND kind = ? AND key = ?`,
+			int64(o.Version), o.Raw, o.Sig, micro(o.UpdatedAt), o.AccountID, o.Kind, o.Key); err != nil {
+			return sqlErr(op, err)
+		}
+	}
+	return sqlErr(op, tx.Commit())
+}
+
+// Signed implements [store.Store].
+func (db *DB) Signed(ctx context.Context, accountID []byte, kind, key string) (*store.SignedObject, error) {
+	o := &store.SignedObject{AccountID: bytes.Clone(accountID), Kind: kind, Key: key}
+	var v, at int64
+	err := db.r.QueryRowContext(ctx, `SELECT version, raw, sig, updated_at FROM signed_objects WHERE account_id = ? AND kind = ? AND key = ?`,
+		accountID, kind, key).Scan(&v, &o.Raw, &o.Sig, &at)
+	if err != nil {
+		return nil, sqlErr("read signed object", err)
+	}
+	o.Version, o.UpdatedAt = uint64(v), fromMicro(at)
+	return o, nil
 }
 
 // ---- audit ----

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Machines", testMachines},
 		{"MachineWrapsScoped", testMachineWrapsScoped},
 		{"Audit", testAudit},
+		{"SignedObjects", testSignedObjects},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -582,6 +583,36 @@ func testCommitRevokesMachines(t *testing.T, s store.Store) {
 	must(t, s.CommitEnv(ctx, c), "commit revoking a machine")
 	_, err := s.Machine(ctx, mine.ID)
 	wantErr(t, err, store.ErrNotFound, "revoked machine")
+}
+
+func testSignedObjects(t *testing.T, s store.Store) {
+	a, _ := mkAccount(t, s)
+	b, _ := mkAccount(t, s)
+	_, err := s.Signed(ctx, a.ID, "revocations", "")
+	wantErr(t, err, store.ErrNotFound, "read a signed object never stored")
+	o := &store.SignedObject{AccountID: a.ID, Kind: "revocations", Version: 1, Raw: []byte("one"), Sig: rnd(64), UpdatedAt: now}
+	must(t, s.PutSigned(ctx, o), "put version 1")
+	got, err := s.Signed(ctx, a.ID, "revocations", "")
+	must(t, err, "read version 1")
+	if got.Version != 1 || string(got.Raw) != "one" || !bytes.Equal(got.Sig, o.Sig) || !got.UpdatedAt.Equal(now) {
+		t.Fatalf("read back %+v, want %+v", got, o)
+	}
+	// The version only grows: an equal or older one is a conflict and changes nothing.
+	wantErr(t, s.PutSigned(ctx, &store.SignedObject{AccountID: a.ID, Kind: "revocations", Version: 1, Raw: []byte("other"), Sig: rnd(64), UpdatedAt: now}), store.ErrConflict, "put the same version again")
+	wantErr(t, s.PutSigned(ctx, &store.SignedObject{AccountID: a.ID, Kind: "revocations", Version: 0, Raw: []byte("old"), Sig: rnd(64), UpdatedAt: now}), store.ErrConflict, "put an older version")
+	must(t, s.PutSigned(ctx, &store.SignedObject{AccountID: a.ID, Kind: "revocations", Version: 7, Raw: []byte("seven"), Sig: rnd(64), UpdatedAt: now.Add(time.Second)}), "put version 7")
+	got, err = s.Signed(ctx, a.ID, "revocations", "")
+	must(t, err, "read version 7")
+	if got.Version != 7 || string(got.Raw) != "seven" {
+		t.Fatalf("read back version %d %q, want 7 \"seven\"", got.Version, got.Raw)
+	}
+	// Kind, key and account each name a separate object.
+	must(t, s.PutSigned(ctx, &store.SignedObject{AccountID: a.ID, Kind: "env-access", Key: "x/1", Version: 1, Raw: []byte("access"), Sig: rnd(64), UpdatedAt: now}), "put another kind")
+	_, err = s.Signed(ctx, a.ID, "env-access", "x/2")
+	wantErr(t, err, store.ErrNotFound, "read another key")
+	_, err = s.Signed(ctx, b.ID, "revocations", "")
+	wantErr(t, err, store.ErrNotFound, "read another account's object")
+	wantErr(t, s.PutSigned(ctx, &store.SignedObject{AccountID: rnd(16), Kind: "revocations", Version: 1, Raw: []byte("x"), Sig: rnd(64), UpdatedAt: now}), store.ErrNotFound, "put for an unknown account")
 }
 
 func testMachines(t *testing.T, s store.Store) {
