@@ -463,6 +463,18 @@ func (a *App) agentStop(ctx context.Context, args []string) error {
 	if st.PID != 0 && st.OwnerUID == uint32(os.Getuid()) {
 		_ = syscall.Kill(int(st.PID), syscall.SIGTERM)
 	}
+	// "Stopped" means nothing answers on the socket any more: wait for it (the agent wipes its
+	// keys and closes its listener on SIGTERM), so that the next command does not find it.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := c.Status(ctx); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			a.warnf("the agent (pid %d) is locked but still answers on %s", st.PID, ep.Socket)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	fmt.Fprintln(a.io.Out, "Agent locked and stopped.")
 	return nil
 }
