@@ -5,13 +5,16 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -78,10 +81,13 @@ func Paths(getenv func(string) string, extra ...string) []string {
 }
 
 // Command returns a command that runs path with argv (argv[0] as given) in
-// the sandbox, hiding hide. self is the binary that serves as the helper
-// ("" for /proc/self/exe). The caller sets Env, Dir, stdio and starts it;
-// SysProcAttr is set here (Setpgid included).
-func Command(self string, hide []string, path string, argv []string) *exec.Cmd {
+// the sandbox, hiding hide; ctx is as for [exec.CommandContext]. self is
+// the binary that serves as the helper ("" for /proc/self/exe). The caller
+// sets Env, Dir, stdio and starts it; SysProcAttr is set here (Setpgid
+// included). The helper is PID 1 of the new namespace and the command its
+// child; pass a pipe as the first of ExtraFiles to learn how the command
+// ended ([ReadStatus]).
+func Command(ctx context.Context, self string, hide []string, path string, argv []string) *exec.Cmd {
 	if self == "" {
 		self = "/proc/self/exe"
 	}
@@ -89,7 +95,7 @@ func Command(self string, hide []string, path string, argv []string) *exec.Cmd {
 	args = append(args, hide...)
 	args = append(args, path)
 	args = append(args, argv...)
-	cmd := exec.Command(self, args...)
+	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Args[0] = "ov-sandbox"
 	uid, gid := os.Getuid(), os.Getgid()
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -109,47 +115,112 @@ func Command(self string, hide []string, path string, argv []string) *exec.Cmd {
 }
 
 // HelperMain is the helper: args are what follows [HelperArg]. It covers
-// the paths, mounts a private /proc, drops every capability and executes
-// the command; it returns only on failure (exit status 125, with the reason
-// on stderr, which names no value).
+// the paths, mounts a private /proc, drops every capability, and runs the
+// command as its only child, staying as the namespace's init: it forwards
+// SIGTERM, SIGINT, SIGHUP and SIGQUIT, and exits when the command does
+// (which kills whatever the command left behind). It writes how the
+// command ended to file descriptor 3 when there is one ([ReadStatus]).
+// Its exit status is the command's (128+N for signal N), or 125 when the
+// sandbox could not be set up, with the reason on stderr (never a value).
 func HelperMain(args []string) int {
-	runtime.LockOSThread() // capabilities are per thread: drop them on the one that calls execve
-	if err := helper(args); err != nil {
+	runtime.LockOSThread() // capabilities are per thread: drop them on the one that starts the command
+	status := os.NewFile(3, "status")
+	if status != nil {
+		syscall.CloseOnExec(3)
+		if _, err := status.Stat(); err != nil {
+			status = nil
+		}
+	}
+	report := func(format string, a ...any) {
+		if status != nil {
+			fmt.Fprintf(status, format, a...)
+		}
+	}
+	path, argv, err := setup(args)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "ov: error: sandbox: %v\n", err)
 		return 125
 	}
-	return 125
+	cmd := &exec.Cmd{Path: path, Args: argv, Env: os.Environ(), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
+	if err := cmd.Start(); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		report("start %s", err)
+		if errors.Is(err, syscall.ENOENT) {
+			return 127
+		}
+		return 126
+	}
+	go func() {
+		for s := range sigs {
+			_ = cmd.Process.Signal(s)
+		}
+	}()
+	_ = cmd.Wait()
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		report("signal %d", int(ws.Signal()))
+		return 128 + int(ws.Signal())
+	}
+	report("exit %d", ws.ExitStatus())
+	return ws.ExitStatus()
 }
 
-func helper(args []string) error {
+// ReadStatus parses what [HelperMain] wrote to its status descriptor: the
+// command's exit code, or the signal that killed it (exit code -1), or the
+// reason it did not start (startErr).
+func ReadStatus(b []byte) (exitCode int, sig syscall.Signal, startErr string, ok bool) {
+	kind, v, found := strings.Cut(string(b), " ")
+	if !found {
+		return 0, 0, "", false
+	}
+	switch kind {
+	case "exit", "signal":
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, 0, "", false
+		}
+		if kind == "signal" {
+			return -1, syscall.Signal(n), "", true
+		}
+		return n, 0, "", true
+	case "start":
+		return 0, 0, v, true
+	}
+	return 0, 0, "", false
+}
+
+func setup(args []string) (string, []string, error) {
 	if len(args) < 1 {
-		return errors.New("no arguments")
+		return "", nil, errors.New("no arguments")
 	}
 	n, err := strconv.Atoi(args[0])
 	if err != nil || n < 0 || len(args) < 1+n+2 {
-		return errors.New("bad arguments")
+		return "", nil, errors.New("bad arguments")
 	}
 	hide, path, argv := args[1:1+n], args[1+n], args[2+n:]
 	if os.Getpid() != 1 {
-		return errors.New("not started in a new PID namespace")
+		return "", nil, errors.New("not started in a new PID namespace")
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
+		return "", nil, fmt.Errorf("make mounts private: %w", err)
 	}
 	for _, p := range hide {
 		if err := cover(p); err != nil {
-			return err
+			return "", nil, err
 		}
 	}
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mount a private /proc: %w", err)
+		return "", nil, fmt.Errorf("mount a private /proc: %w", err)
 	}
 	if err := dropPrivileges(); err != nil {
-		return err
+		return "", nil, err
 	}
-	env := os.Environ()
-	err = unix.Exec(path, argv, env)
-	return fmt.Errorf("run %q: %w", argv[0], err)
+	return path, argv, nil
 }
 
 // cover hides p: an empty file system over a directory (writable by the user for the runtime

@@ -5,8 +5,10 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"os/exec"
+	"syscall"
 )
 
 // HelperArg is the first argument that makes a binary the sandbox helper.
@@ -19,7 +21,10 @@ var ErrUnavailable = errors.New("commands cannot be isolated from ov's secrets o
 func Paths(func(string) string, ...string) []string { return nil }
 
 // Command returns nil: there is no sandbox here.
-func Command(string, []string, string, []string) *exec.Cmd { return nil }
+func Command(context.Context, string, []string, string, []string) *exec.Cmd { return nil }
 
 // HelperMain fails: there is no sandbox here.
 func HelperMain([]string) int { return 125 }
+
+// ReadStatus reports nothing: there is no sandbox here.
+func ReadStatus([]byte) (int, syscall.Signal, string, bool) { return 0, 0, "", false }

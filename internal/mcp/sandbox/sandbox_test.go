@@ -6,6 +6,7 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -114,7 +115,7 @@ func run(t *testing.T, f *fixture, argv ...string) (string, string, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := Command(self, Paths(f.getenv), path, argv)
+	cmd := Command(context.Background(), self, Paths(f.getenv), path, argv)
 	cmd.Env = f.env()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
