@@ -887,3 +887,79 @@ exec setpriv --reuid %[4]d --regid %[5]d --clear-groups ov mcp serve --allow-com
 	}
 	calls[0].check(t, s.results[0])
 }
+
+// TestE2EMachineKeyAgent: the tools work with an agent that holds a machine
+// key scoped to myapp/dev (as `ov agent install --app myapp --env dev`
+// runs it), and refuse what that key cannot do.
+func TestE2EMachineKeyAgent(t *testing.T) {
+	f := setup(t)
+	rt := filepath.Join(f.dir, "rt-machine")
+	creds := filepath.Join(f.dir, "creds")
+	for _, d := range []string{rt, creds} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, f.uid, f.gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, err := os.ReadFile(f.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := filepath.Join(creds, "ov-machine-key")
+	if err := os.WriteFile(cred, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(cred, f.uid, f.gid); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(rt, "ov", "agent.sock")
+	agent := f.ov("agent", "serve", "--user-mode", "--socket", sock, "--app", "myapp", "--env", "dev",
+		"--machine-key-credential", "ov-machine-key", "--rate-per-minute", "6000")
+	agent.Env = append(agent.Env, "CREDENTIALS_DIRECTORY="+creds, "XDG_RUNTIME_DIR="+rt)
+	var log syncBuf
+	agent.Stderr = &log
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = agent.Process.Signal(syscall.SIGTERM)
+		_ = agent.Wait()
+	})
+	for i := 0; ; i++ {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			break
+		}
+		if i > 200 {
+			t.Fatalf("the machine-key agent did not listen:\n%s", log.Bytes())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	calls := []toolCall{
+		{Name: "list_apps", Arguments: map[string]any{}, check: func(t *testing.T, r result) {
+			ok(t, r)
+			if got := fmt.Sprint(r.StructuredContent["apps"]); got != "[map[app:myapp envs:[dev]]]" {
+				t.Errorf("apps = %s", got)
+			}
+		}},
+		{Name: "list_secrets", Arguments: map[string]any{"app": "myapp", "env": "dev"}, check: func(t *testing.T, r result) {
+			ok(t, r)
+			if !strings.Contains(fmt.Sprint(r.StructuredContent["secrets"]), "map[name:JWT version:1]") {
+				t.Errorf("secrets = %v", r.StructuredContent)
+			}
+		}},
+		{Name: "list_secrets", Arguments: map[string]any{"app": "myapp", "env": "prod"}, check: fails("serves myapp/dev only")},
+		{Name: "run_with_secrets", Arguments: map[string]any{"app": "myapp", "env": "dev", "secrets": []string{"TOKEN"}, "command": []string{"printenv", "TOKEN"}},
+			check: run("[redacted:TOKEN]\n", 0)},
+		{Name: "set_secret_from_generator", Arguments: map[string]any{"app": "myapp", "env": "dev", "name": "X_KEY", "kind": "hex"},
+			check: fails("machine key cannot write")},
+	}
+	cmd := f.asUser(exec.Command(filepath.Join(f.bin, "ov"), serveArgs...))
+	cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+rt)
+	s := goClient(t, cmd, calls)
+	for i, c := range calls {
+		t.Run(fmt.Sprintf("%02d_%s", i, c.Name), func(t *testing.T) { c.check(t, s.results[i]) })
+	}
+}
