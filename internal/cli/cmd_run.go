@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/opaquevault/opaquevault/internal/childenv"
 	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/remote"
 )
@@ -195,5 +196,5 @@ func (a *App) run(ctx context.Context, args []string) error {
 		base = systemdEnv(base)
 	}
 	a.log.WithField("program", path).WithField("count", len(values)).Debug("exec")
-	return execProgram(path, argv, buildEnv(base, values))
+	return execProgram(path, argv, childenv.Build(base, values)) // base: the caller's, unless --no-inherit
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -227,32 +226,6 @@ func resolveProgram(argv0 string, dir string) (string, error) {
 		}
 	}
 	return p, nil
-}
-
-// buildEnv returns base with the secrets added; a secret wins over an
-// inherited variable of the same name. The strings cannot be wiped: exec
-// needs them as strings.
-func buildEnv(base []string, secrets map[string][]byte) []string {
-	env := make([]string, 0, len(base)+len(secrets))
-	for _, kv := range base {
-		name, _, ok := strings.Cut(kv, "=")
-		if !ok {
-			continue
-		}
-		if _, shadowed := secrets[name]; shadowed {
-			continue
-		}
-		env = append(env, kv)
-	}
-	names := make([]string, 0, len(secrets))
-	for n := range secrets {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		env = append(env, n+"="+string(secrets[n]))
-	}
-	return env
 }
 
 // validVarName reports whether name can be an environment variable that

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/opaquevault/opaquevault/internal/childenv"
 )
 
 type runIn struct {
@@ -121,7 +123,7 @@ func (s *server) runWithSecrets(ctx context.Context, in runIn, c *call) (*runOut
 	defer red.Wipe()
 
 	spec := &execSpec{
-		path: path, argv: in.Command, env: buildEnv(s.childBase(), values), dir: dir, stdin: in.Stdin,
+		path: path, argv: in.Command, env: childenv.Build(s.childBase(), asStrings(values)), dir: dir, stdin: in.Stdin,
 		timeout: timeout, grace: s.grace, keep: s.maxOutput + red.Margin(), iso: s.opts.Isolation,
 	}
 	res, err := runProcess(ctx, spec)
@@ -175,6 +177,16 @@ func (s *server) runWithSecrets(ctx context.Context, in runIn, c *call) (*runOut
 		return nil, red, errors.New("run command: cancelled by the client; the command was killed")
 	}
 	return out, red, nil
+}
+
+// asStrings converts the values for the environment: execve needs strings,
+// which cannot be wiped.
+func asStrings(values map[string][]byte) map[string]string {
+	m := make(map[string]string, len(values))
+	for n, v := range values {
+		m[n] = string(v)
+	}
+	return m
 }
 
 // childBase is the environment a command starts from: the server's, less
