@@ -35,7 +35,7 @@ func (a *App) mcpServe(ctx context.Context, args []string) error {
 	fs := a.flags()
 	app := fs.String("app", "", "limit the tools to this app (and their default)")
 	env := fs.String("env", "", "limit the tools to this env of --app (and their default)")
-	allow := fs.StringArray("allow-command", nil, "only run command lines matching `PATTERN`, * matching anything (repeatable); without it, any program but shells and interpreters")
+	allow := fs.StringArray("allow-command", nil, "only run command lines matching PATTERN, * matching anything (repeatable); without it, any program but shells and interpreters")
 	approve := fs.String("approve", "none", "tty: confirm each call that injects or writes secrets on the controlling terminal; none: do not ask")
 	writes := fs.Bool("allow-writes", false, "let set_secret_from_generator create and rotate secrets")
 	unisolated := fs.Bool("allow-unisolated-commands", false, "run commands even where they cannot be isolated from the agent (they could then read any secret)")
