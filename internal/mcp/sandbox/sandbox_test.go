@@ -159,8 +159,8 @@ func TestCommandCannotReachAgent(t *testing.T) {
 		export %s=%q
 		# fork; the intermediate parent exits, the grandchild is re-parented and starts a new session
 		( setsid sh -c '%q > %q.tmp; mv %q.tmp %q' & ) 
-		# a daemon that outlives the command, if it can
-		( setsid sh -c 'sleep 2; touch %q' & )
+		# a daemon that outlives the command, if it can: it keeps writing
+		( setsid sh -c 'while :; do echo x >> %q; sleep 0.1; done' & )
 		i=0; while [ ! -e %q ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 		ls /proc | grep -c '^[0-9]' > %q.pids
 		id -u; cat /proc/self/status | grep CapEff`,
@@ -186,8 +186,12 @@ func TestCommandCannotReachAgent(t *testing.T) {
 	if n, _ := strconv.Atoi(strings.TrimSpace(string(pids))); n == 0 || n > 10 {
 		t.Errorf("the command sees %d processes, want only its own few", n)
 	}
-	time.Sleep(3 * time.Second)
-	if _, err := os.Stat(survived); err == nil {
+	before, err := os.ReadFile(survived)
+	if err != nil || len(before) == 0 {
+		t.Fatalf("the daemon never ran: %v", err)
+	}
+	time.Sleep(time.Second)
+	if after, _ := os.ReadFile(survived); len(after) != len(before) {
 		t.Error("a daemon started by the command outlived it")
 	}
 }
