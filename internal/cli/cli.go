@@ -24,6 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 
+	"github.com/opaquevault/opaquevault/internal/mcp/sandbox"
 	"github.com/opaquevault/opaquevault/internal/secmem"
 	"github.com/opaquevault/opaquevault/internal/version"
 )
@@ -96,6 +97,9 @@ func findCommand(words []string) (*command, int) {
 
 // Main runs ov with args (without the program name) and returns the exit code.
 func Main(ctx context.Context, args []string, stdio Stdio) int {
+	if len(args) > 0 && args[0] == sandbox.HelperArg { // ov mcp serve's command sandbox (internal/mcp/sandbox)
+		return sandbox.HelperMain(args[1:])
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a := &App{io: stdio, env: os.Getenv, goos: goosName()}

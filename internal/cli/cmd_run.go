@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/opaquevault/opaquevault/daemon/sd"
+	"github.com/opaquevault/opaquevault/internal/childenv"
 	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/remote"
 )
@@ -200,6 +201,6 @@ func (a *App) run(ctx context.Context, args []string) error {
 		base = systemdEnv(base)
 	}
 	a.log.WithField("program", path).WithField("count", len(values)).Debug("exec")
-	sd.RunStarted(t.app, t.env, path, len(values)) // under systemd: the journal entry `ov systemd retire-env` looks for
-	return execProgram(path, argv, buildEnv(base, values))
+	sd.RunStarted(t.app, t.env, path, len(values))               // under systemd: the journal entry `ov systemd retire-env` looks for
+	return execProgram(path, argv, childenv.Build(base, values)) // base: the caller's, unless --no-inherit
 }

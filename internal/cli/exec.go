@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -44,31 +43,6 @@ func checkEnvValues(values map[string]string) error {
 		}
 	}
 	return nil
-}
-
-// buildEnv returns the program's environment: base (the caller's, unless --no-inherit) with the
-// secrets added; a secret wins over an inherited variable of the same name. The order is stable.
-func buildEnv(base []string, secrets map[string]string) []string {
-	env := make([]string, 0, len(base)+len(secrets))
-	for _, kv := range base {
-		name, _, ok := strings.Cut(kv, "=")
-		if !ok {
-			continue
-		}
-		if _, shadowed := secrets[name]; shadowed {
-			continue
-		}
-		env = append(env, kv)
-	}
-	names := make([]string, 0, len(secrets))
-	for n := range secrets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		env = append(env, n+"="+secrets[n])
-	}
-	return env
 }
 
 // resolveProgram finds argv0 as execvp would, using ov's own PATH (never a PATH from the secrets),

@@ -34,6 +34,9 @@ const (
 	OpGet
 	OpLock
 	OpUnlock
+	OpScopes   // the (app, env) pairs the agent can open (see wire_more.go)
+	OpInfo     // names, versions and update time of an env, no values
+	OpGenerate // set a secret to a value the agent generates
 )
 
 func (o Op) String() string {
@@ -48,6 +51,8 @@ func (o Op) String() string {
 		return "LOCK"
 	case OpUnlock:
 		return "UNLOCK"
+	case OpScopes, OpInfo, OpGenerate:
+		return moreOpNames[o]
 	}
 	return fmt.Sprintf("OP(%d)", uint8(o))
 }
@@ -59,6 +64,7 @@ type Request struct {
 	App, Env string
 	Names    []string
 	Unlock   *Unlock
+	Generate *Generate // GENERATE
 }
 
 // Unlock hands keys to the agent: the account key (`ov agent unlock`), or
@@ -172,6 +178,10 @@ type Response struct {
 	Status  *Status
 	Names   []string
 	Secrets []Secret
+	// Scopes (SCOPES), Info (INFO), Generated (GENERATE): see wire_more.go.
+	Scopes    []Scope
+	Info      *EnvInfo
+	Generated *Generated
 
 	frame []byte // the received frame, which Secrets point into
 }
@@ -303,7 +313,11 @@ func frame(body func(*encoder)) ([]byte, error) {
 // UNLOCK the frame holds key bytes: clear it after writing.
 func MarshalRequest(r *Request) ([]byte, error) {
 	switch r.Op {
-	case OpStatus, OpLock, OpList, OpGet:
+	case OpStatus, OpLock, OpList, OpGet, OpScopes, OpInfo:
+	case OpGenerate:
+		if r.Generate == nil {
+			return nil, errors.New("encode GENERATE: no name")
+		}
 	case OpUnlock:
 		if r.Unlock == nil {
 			return nil, errors.New("encode UNLOCK: no keys")
@@ -325,6 +339,8 @@ func MarshalRequest(r *Request) ([]byte, error) {
 			for _, n := range r.Names {
 				e.str(n)
 			}
+		case OpScopes, OpInfo, OpGenerate:
+			encodeMoreRequest(e, r)
 		case OpUnlock:
 			u := r.Unlock
 			e.bytes(u.AccountID)
@@ -389,6 +405,8 @@ func MarshalResponse(op Op, r *Response) ([]byte, error) {
 				e.u64(s.Version)
 				e.bytes(s.Value)
 			}
+		case OpScopes, OpInfo, OpGenerate:
+			encodeMoreResponse(e, op, r)
 		}
 	})
 }
@@ -514,6 +532,8 @@ func ParseRequest(p []byte) (*Request, error) {
 		for range n {
 			r.Names = append(r.Names, d.str("name"))
 		}
+	case OpScopes, OpInfo, OpGenerate:
+		decodeMoreRequest(d, r)
 	case OpUnlock:
 		u := &Unlock{}
 		u.AccountID = d.bytes("account id")
@@ -583,6 +603,8 @@ func ParseResponse(op Op, p []byte) (*Response, error) {
 		for range n {
 			r.Secrets = append(r.Secrets, Secret{Name: d.str("name"), Version: d.u64("version"), Value: d.bytes("value")})
 		}
+	case OpScopes, OpInfo, OpGenerate:
+		decodeMoreResponse(d, op, r)
 	case OpLock, OpUnlock:
 	default:
 		return nil, fmt.Errorf("decode response: unknown op %d", uint8(op))

@@ -216,7 +216,7 @@ func FuzzParseResponse(f *testing.F) {
 		f.Add(uint8(op), fr[4:])
 	}
 	f.Fuzz(func(t *testing.T, op uint8, p []byte) {
-		if op < uint8(OpStatus) || op > uint8(OpUnlock) {
+		if op < uint8(OpStatus) || op > uint8(OpGenerate) {
 			return
 		}
 		r, err := ParseResponse(Op(op), p)

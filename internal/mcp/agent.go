@@ -6,25 +6,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/opaquevault/opaquevault/internal/localapi"
 )
 
-// agentSource is a [Source] backed by the local agent.
-type agentSource struct {
-	c *localapi.Client // nil: discover the agent on each call
-}
+// agentSource reads through the local agent.
+type agentSource struct{ c *localapi.Client }
 
-// NewAgentSource returns a [Source] that asks the agent through c. With a
-// nil c, each call finds the agent with [localapi.Discover] first, so that
-// the server can start (and explain what is wrong) before the agent runs.
-//
-// Errors wrap the localapi sentinels ([localapi.ErrLocked],
-// [localapi.ErrUnreachable], [localapi.ErrNotFound]…) with a hint for the
-// model. Apps asks for the agent's status: an agent started for one app/env,
-// or unlocked for some scopes, lists those; one holding an account key cannot
-// list apps and Apps returns an error matching [ErrUnsupported].
+// NewAgentSource returns a Source backed by the agent at c; with c nil, the
+// agent is found at each call ([localapi.Discover]), so that an agent
+// started after the server is found. It works with an account-key agent
+// (every env of the account) and with a scoped or machine-key agent (its
+// scopes only).
 func NewAgentSource(c *localapi.Client) Source { return &agentSource{c: c} }
 
 func (a *agentSource) client() (*localapi.Client, error) {
@@ -38,47 +31,28 @@ func (a *agentSource) client() (*localapi.Client, error) {
 	return localapi.NewClient(ep), nil
 }
 
-func (a *agentSource) Apps(ctx context.Context) ([]AppEnvs, error) {
+func (a *agentSource) Scopes(ctx context.Context) ([]localapi.Scope, error) {
 	c, err := a.client()
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.Status(ctx)
+	sc, err := c.Scopes(ctx)
 	if err != nil {
-		return nil, agentErr(fmt.Errorf("ask agent for status: %w", err))
+		return nil, agentErr(fmt.Errorf("list apps: %w", err))
 	}
-	if st.State != localapi.StateUnlocked {
-		return nil, agentErr(fmt.Errorf("list apps: %w", localapi.ErrLocked))
-	}
-	if st.App != "" {
-		return []AppEnvs{{App: st.App, Envs: []string{st.Env}}}, nil
-	}
-	if len(st.Scopes) == 0 {
-		return nil, withHint(fmt.Errorf("list apps: the agent holds an account key, which opens any app: %w", ErrUnsupported),
-			"ask the user which app and env to use, and pass them as app and env")
-	}
-	var out []AppEnvs
-	for _, s := range st.Scopes {
-		i := slices.IndexFunc(out, func(a AppEnvs) bool { return a.App == s.App })
-		if i < 0 {
-			out = append(out, AppEnvs{App: s.App})
-			i = len(out) - 1
-		}
-		out[i].Envs = append(out[i].Envs, s.Env)
-	}
-	return out, nil
+	return sc, nil
 }
 
-func (a *agentSource) List(ctx context.Context, app, env string) ([]string, error) {
+func (a *agentSource) Info(ctx context.Context, app, env string) (*localapi.EnvInfo, error) {
 	c, err := a.client()
 	if err != nil {
 		return nil, err
 	}
-	names, err := c.List(ctx, app, env)
+	in, err := c.Info(ctx, app, env)
 	if err != nil {
 		return nil, agentErr(fmt.Errorf("list secrets of %s/%s: %w", app, env, err))
 	}
-	return names, nil
+	return in, nil
 }
 
 func (a *agentSource) Get(ctx context.Context, app, env string, names []string) (map[string][]byte, error) {
@@ -98,6 +72,18 @@ func (a *agentSource) Get(ctx context.Context, app, env string, names []string) 
 	return out, nil
 }
 
+func (a *agentSource) Generate(ctx context.Context, app, env string, g *localapi.Generate) (*localapi.Generated, error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.Generate(ctx, app, env, g)
+	if err != nil {
+		return nil, agentErr(fmt.Errorf("set %s in %s/%s: %w", g.Name, app, env, err))
+	}
+	return r, nil
+}
+
 // agentErr adds what the model should do about an agent error.
 func agentErr(err error) error {
 	switch {
@@ -107,10 +93,14 @@ func agentErr(err error) error {
 		return withHint(err, "no agent is running: ask the user to start it (`ov agent start`, or `sudo systemctl start ov-agent.socket` after `ov agent install`)")
 	case errors.Is(err, localapi.ErrUntrusted):
 		return withHint(err, "the agent's socket failed a safety check: tell the user; do not try to work around it")
+	case errors.Is(err, localapi.ErrServerDown):
+		return withHint(err, "the agent cannot reach ov-server: tell the user")
+	case errors.Is(err, localapi.ErrRateLimited):
+		return withHint(err, "wait a minute before the next call")
 	case errors.Is(err, localapi.ErrDenied):
 		return withHint(err, "the agent refused this request: tell the user")
 	case errors.Is(err, localapi.ErrNotFound):
-		return withHint(err, "check the names with list_apps and list_secrets")
+		return withHint(err, "check the names with list_apps, list_envs and list_secrets")
 	}
 	return err
 }

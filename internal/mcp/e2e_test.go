@@ -28,15 +28,13 @@ const (
 	helperWireEnv = "OV_MCP_TEST_WIRE"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "serve" {
-		os.Exit(helperServe())
-	}
-	os.Exit(m.Run())
-}
+// HelperEnv is helperEnv, for TestMain.
+const HelperEnv = helperEnv
 
-// helperServe is `ov mcp serve --app myapp --env dev` over testSource.
-func helperServe() int {
+// HelperServe is `ov mcp serve --app myapp --env dev --allow-command '*'`
+// over testSource, for the test binary started with helperEnv=serve (see
+// TestMain in e2e_agent_test.go).
+func HelperServe() int {
 	var out io.Writer = os.Stdout
 	if p := os.Getenv(helperWireEnv); p != "" {
 		f, err := os.Create(p)
@@ -47,7 +45,7 @@ func helperServe() int {
 		defer f.Close()
 		out = io.MultiWriter(os.Stdout, f)
 	}
-	if err := Serve(context.Background(), os.Stdin, out, testSource(), Options{Version: "helper", DefaultApp: "myapp", DefaultEnv: "dev"}); err != nil {
+	if err := Serve(context.Background(), os.Stdin, out, testSource(), Options{Version: "helper", App: "myapp", Env: "dev", AllowCommands: []string{"*"}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -109,8 +107,8 @@ func TestSubprocessCannotWriteAroundRedactor(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect: %v\n%s", err, stderr.String())
 	}
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "run_command", Arguments: map[string]any{
-		"command": []string{"sh", "-c", `printf '%s\n' "$TOKEN" >/proc/$PPID/fd/1; printf '%s\n' "$TOKEN" >/proc/$PPID/fd/2; cat /proc/$PPID/environ; echo done`},
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "run_with_secrets", Arguments: map[string]any{
+		"secrets": []string{"TOKEN"}, "command": []string{"sh", "-c", `printf '%s\n' "$TOKEN" >/proc/$PPID/fd/1; printf '%s\n' "$TOKEN" >/proc/$PPID/fd/2; cat /proc/$PPID/environ; echo done`},
 	}})
 	if err != nil {
 		t.Fatalf("call: %v\n%s", err, stderr.String())
@@ -118,8 +116,10 @@ func TestSubprocessCannotWriteAroundRedactor(t *testing.T) {
 	var out runOut
 	b, _ := json.Marshal(res.StructuredContent)
 	_ = json.Unmarshal(b, &out)
-	if !strings.Contains(out.Stdout, "done") || !strings.Contains(out.Stderr, "Permission denied") {
-		t.Errorf("the command was not refused /proc/$PPID (stdout %q, stderr %q)", out.Stdout, out.Stderr)
+	// In the sandbox the server is not even visible: $PPID is the sandbox's
+	// init, whose stdout is the command's own (and redacted).
+	if !strings.Contains(out.Stdout, "done") || !strings.Contains(out.Stdout, "[redacted:TOKEN]") {
+		t.Errorf("stdout %q, stderr %q", out.Stdout, out.Stderr)
 	}
 	cs.Close()
 	stdin.Close()
@@ -148,86 +148,4 @@ func copyExecutable(t *testing.T, exe string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// TestNodeClient drives the server with the TypeScript SDK's client over
-// stdio: an independent implementation of the protocol.
-func TestNodeClient(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not found: skipping the end-to-end test with a non-Go client")
-	}
-	dir, _ := filepath.Abs(filepath.Join("testdata", "node"))
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk", "package.json")); err != nil {
-		t.Skip("@modelcontextprotocol/sdk not installed: run `npm ci` in internal/mcp/testdata/node")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	wireFile := filepath.Join(t.TempDir(), "wire")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "client.mjs"), exe)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), helperEnv+"=serve", helperWireEnv+"="+wireFile)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node client: %v\n%s", err, stderr.String())
-	}
-	type result struct {
-		Content []struct {
-			Type, Text string
-		}
-		StructuredContent map[string]any
-		IsError           bool
-	}
-	var got struct {
-		Server struct{ Name, Version string }
-		Tools  []struct {
-			Name        string
-			InputSchema map[string]any
-		}
-		ListSecrets, Printenv, Base64, Missing result
-	}
-	if err := json.Unmarshal(stdout, &got); err != nil {
-		t.Fatalf("node output: %v\n%s", err, stdout)
-	}
-	if got.Server.Name != "opaquevault" || got.Server.Version != "helper" {
-		t.Errorf("server = %+v", got.Server)
-	}
-	var names []string
-	for _, tool := range got.Tools {
-		names = append(names, tool.Name)
-		if tool.InputSchema["type"] != "object" {
-			t.Errorf("%s: schema %v", tool.Name, tool.InputSchema)
-		}
-	}
-	if strings.Join(names, ",") != "list_apps,list_secrets,run_command" {
-		t.Errorf("tools = %v", names)
-	}
-	if c := got.ListSecrets.StructuredContent; c["count"] != 8.0 || c["app"] != "myapp" {
-		t.Errorf("list_secrets = %v", c)
-	}
-	if s := got.Printenv.StructuredContent["stdout"]; s != "[redacted:TOKEN]\n" {
-		t.Errorf("printenv stdout = %q", s)
-	}
-	if s, _ := got.Base64.StructuredContent["stdout"].(string); !strings.HasPrefix(s, "[redacted:TOKEN]") {
-		t.Errorf("base64 stdout = %q", s)
-	}
-	if !got.Missing.IsError || len(got.Missing.Content) == 0 || !strings.Contains(got.Missing.Content[0].Text, `no secret "NOPE" in myapp/dev`) {
-		t.Errorf("missing secret = %+v", got.Missing)
-	}
-	wire, err := os.ReadFile(wireFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(wire, []byte("[redacted:TOKEN]")) {
-		t.Fatal("the recorded stream has no redaction: the checks below prove nothing")
-	}
-	assertNoValues(t, "the server's stdout", wire, testSource())
-	assertNoValues(t, "what the node client got", stdout, testSource())
-	assertNoValues(t, "the server's stderr", stderr.Bytes(), testSource())
 }

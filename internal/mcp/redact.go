@@ -22,11 +22,12 @@ const MinRedactLen = 4
 // its own (the lines of a PEM key are 64 bytes).
 const minLineLen = 8
 
-// windowLen and maxWindowed: runs of windowLen bytes of values up to maxWindowed bytes long are
-// redacted on their own (see [NewRedactor]).
+// windowLen and maxWindowed: runs of windowLen bytes of the first maxWindowed bytes of a value are
+// redacted on their own (see [NewRedactor]). Every value a process environment can reasonably hold
+// fits: a 377-byte token leaked through xxd when only values up to 256 bytes were cut up.
 const (
 	windowLen   = 8
-	maxWindowed = 256
+	maxWindowed = 64 << 10
 )
 
 // maxJSONDepth bounds how many times a value is JSON-unescaped to find the
@@ -147,10 +148,10 @@ func NewRedactor(values map[string][]byte) *Redactor {
 		}
 		clear(fixed)
 		// Pieces of the value: a dump's text column (hexdump -C, xxd, od -c) shows it 16 bytes a line,
-		// and a command may cut it up. Every run of windowLen bytes of a value of up to maxWindowed bytes
-		// is redacted, as text and as hex (longer values, such as keys, are covered line by line above).
-		if len(v) >= 2*windowLen && len(v) <= maxWindowed {
-			for i := 0; i+windowLen <= len(v); i++ {
+		// and a command may cut it up. Every run of windowLen bytes of the value (of its first
+		// maxWindowed bytes) is redacted, as text and as hex.
+		if len(v) >= 2*windowLen {
+			for i := 0; i+windowLen <= min(len(v), maxWindowed); i++ {
 				w := v[i : i+windowLen]
 				r.groups[viewRaw].add(w, id)
 				r.groups[viewSquash].add(w, id)

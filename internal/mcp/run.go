@@ -6,14 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/opaquevault/opaquevault/internal/mcp/sandbox"
 )
 
 // Limits of run_command.
@@ -56,6 +58,7 @@ type execSpec struct {
 	timeout time.Duration
 	grace   time.Duration
 	keep    int // bytes of each stream to keep (plus the redactor's margin)
+	iso     Isolation
 }
 
 // execResult is what happened; the outputs are unredacted and must be wiped.
@@ -76,24 +79,43 @@ func runProcess(ctx context.Context, s *execSpec) (*execResult, error) {
 	tctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	res := &execResult{stdout: &capture{limit: s.keep}, stderr: &capture{limit: s.keep}}
-	cmd := exec.CommandContext(tctx, s.path, s.argv[1:]...)
-	cmd.Args[0] = s.argv[0]
+	var cmd *exec.Cmd
+	if s.iso.Unisolated {
+		cmd = exec.CommandContext(tctx, s.path, s.argv[1:]...)
+		cmd.Args[0] = s.argv[0]
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	} else {
+		cmd = sandbox.Command(tctx, s.iso.Helper, s.iso.Hide, s.path, s.argv)
+	}
 	cmd.Env = s.env
 	cmd.Dir = s.dir
 	if s.stdin != "" {
 		cmd.Stdin = strings.NewReader(s.stdin)
 	} // else /dev/null: never the server's stdin, which is the protocol
 	cmd.Stdout, cmd.Stderr = res.stdout, res.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var killed atomic.Bool
 	cmd.Cancel = func() error {
 		killed.Store(true)
 		return killGroup(cmd.Process.Pid, syscall.SIGTERM)
 	}
 	cmd.WaitDelay = s.grace // then SIGKILL to the leader and the pipes closed
+	var statusR *os.File
+	if !s.iso.Unisolated {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("start %q: %w", s.argv[0], err)
+		}
+		defer r.Close()
+		defer w.Close()
+		cmd.ExtraFiles = []*os.File{w}
+		statusR = r
+	}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	if err := startDumpable(cmd.Start); err != nil {
 		return nil, fmt.Errorf("start %q: %w", s.argv[0], startErr(err))
+	}
+	if statusR != nil {
+		cmd.ExtraFiles[0].Close() // the helper holds the only write end
 	}
 	err := cmd.Wait()
 	_ = killGroup(cmd.Process.Pid, syscall.SIGKILL)
@@ -105,6 +127,23 @@ func runProcess(ctx context.Context, s *execSpec) (*execResult, error) {
 		res.exitCode = ps.ExitCode()
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			res.signal = signalName(ws.Signal())
+		}
+	}
+	if statusR != nil {
+		// How the command itself ended, as the sandbox's init saw it.
+		b, _ := io.ReadAll(io.LimitReader(statusR, 256))
+		code, sig, serr, ok := sandbox.ReadStatus(b)
+		switch {
+		case ok && serr != "":
+			return nil, fmt.Errorf("start %q: %s", s.argv[0], serr)
+		case ok:
+			res.exitCode, res.signal = code, ""
+			if sig != 0 {
+				res.signal = signalName(sig)
+			}
+		case res.signal == "":
+			// The sandbox failed before the command started: its reason is all there is on stderr.
+			return nil, fmt.Errorf("run %q in the sandbox: %s", s.argv[0], strings.TrimSpace(string(res.stderr.buf)))
 		}
 	}
 	var ee *exec.ExitError
@@ -162,19 +201,10 @@ func signalName(s syscall.Signal) string {
 
 // resolveProgram finds argv0 as execvp would: a name without a slash in
 // PATH (the server's, never one from the secrets), a relative path from dir
-// (the command's working directory, "" for the server's). With an allowlist,
-// argv0 must be a bare name on it.
-func resolveProgram(argv0 string, allowed []string, dir string) (string, error) {
+// (the command's working directory, "" for the server's).
+func resolveProgram(argv0 string, dir string) (string, error) {
 	if argv0 == "" {
 		return "", errors.New("run command: empty program name")
-	}
-	if len(allowed) > 0 {
-		if strings.Contains(argv0, "/") {
-			return "", fmt.Errorf("run %q: only programs found in PATH may run, by bare name (allowed: %s)", argv0, strings.Join(allowed, ", "))
-		}
-		if !slices.Contains(allowed, argv0) {
-			return "", fmt.Errorf("run %q: not an allowed command (allowed: %s)", argv0, strings.Join(allowed, ", "))
-		}
 	}
 	p := argv0
 	if strings.Contains(p, "/") && !filepath.IsAbs(p) && dir != "" {
@@ -195,50 +225,7 @@ func resolveProgram(argv0 string, allowed []string, dir string) (string, error) 
 			p = abs
 		}
 	}
-	if isOV(p) {
-		return "", fmt.Errorf("run %q: ov itself may not run under ov mcp serve: it could print values the assistant must not see; use the secrets argument instead", argv0)
-	}
 	return p, nil
-}
-
-// isOV reports whether p is the ov binary (this one, or any file called ov).
-func isOV(p string) bool {
-	if filepath.Base(p) == "ov" {
-		return true
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return false
-	}
-	a, err1 := os.Stat(p)
-	b, err2 := os.Stat(self)
-	return err1 == nil && err2 == nil && os.SameFile(a, b)
-}
-
-// buildEnv returns base with the secrets added; a secret wins over an
-// inherited variable of the same name. The strings cannot be wiped: exec
-// needs them as strings.
-func buildEnv(base []string, secrets map[string][]byte) []string {
-	env := make([]string, 0, len(base)+len(secrets))
-	for _, kv := range base {
-		name, _, ok := strings.Cut(kv, "=")
-		if !ok {
-			continue
-		}
-		if _, shadowed := secrets[name]; shadowed {
-			continue
-		}
-		env = append(env, kv)
-	}
-	names := make([]string, 0, len(secrets))
-	for n := range secrets {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		env = append(env, n+"="+string(secrets[n]))
-	}
-	return env
 }
 
 // validVarName reports whether name can be an environment variable that

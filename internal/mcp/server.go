@@ -3,18 +3,15 @@
 package mcp
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -22,6 +19,8 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/sirupsen/logrus"
+
+	"github.com/opaquevault/opaquevault/internal/localapi"
 )
 
 // Name is the server's name in the MCP handshake.
@@ -31,21 +30,32 @@ const Name = "opaquevault"
 type Options struct {
 	// Version is the binary's version, sent in the handshake.
 	Version string
-	// DefaultApp and DefaultEnv are used when the model names no app or env
-	// (`ov mcp serve --app A --env E`). They are defaults, not limits.
-	DefaultApp, DefaultEnv string
-	// AllowedCommands, if not empty, are the only programs run_command may
-	// start, by bare name looked up in PATH (argv[0] holding a slash is then
-	// refused). Empty allows any program.
-	AllowedCommands []string
-	// Env returns the environment commands start with, before the secrets
-	// are added (default [os.Environ]).
-	Env func() []string
+	// App and Env pin the server to one app, or one app and env (`ov mcp
+	// serve --app A --env E`): tools use them when the model names none, and
+	// refuse any other.
+	App, Env string
+	// AllowCommands, if not empty, are the only command lines
+	// run_with_secrets may run: patterns matched against the argv joined by
+	// single spaces, where * matches any text and ? one character ("npm
+	// test", "go test *"). Empty allows any program except shells and
+	// interpreters (see [shells]), which must be allowed explicitly.
+	AllowCommands []string
+	// AllowWrites lets set_secret_from_generator write.
+	AllowWrites bool
+	// Approve, when set, must approve every call that injects or writes
+	// secrets (the terminal: [TTYApprover]).
+	Approve Approver
+	// Isolation says how commands are kept from ov's secrets.
+	Isolation Isolation
+	// ChildEnv returns the environment commands start with, before the
+	// secrets are added (default [os.Environ]).
+	ChildEnv func() []string
 	// MaxOutput bounds what is returned of each of stdout and stderr
 	// (default [DefaultMaxOutput]).
 	MaxOutput int
-	// Log receives the server's log (never a value). Default: text on
-	// stderr. It must not write to the protocol stream.
+	// Log receives the server's log, one entry per call (tool, app, env,
+	// names, exit code; never a value). Default: text on stderr. It must not
+	// write to the protocol stream.
 	Log *logrus.Entry
 }
 
@@ -56,6 +66,9 @@ type server struct {
 	log       *logrus.Entry
 	maxOutput int
 	grace     time.Duration
+
+	isoOnce sync.Once
+	isoErr  error
 }
 
 func newServer(src Source, opts Options) *server {
@@ -69,8 +82,14 @@ func newServer(src Source, opts Options) *server {
 	if s.maxOutput <= 0 {
 		s.maxOutput = DefaultMaxOutput
 	}
-	if s.opts.Env == nil {
-		s.opts.Env = os.Environ
+	if s.opts.Isolation.Helper == "" && !s.opts.Isolation.Unisolated {
+		// Resolved now: once the process is non-dumpable, /proc/self/exe is root's.
+		if exe, err := os.Executable(); err == nil {
+			s.opts.Isolation.Helper = exe
+		}
+	}
+	if s.opts.ChildEnv == nil {
+		s.opts.ChildEnv = os.Environ
 	}
 	if s.opts.Version == "" {
 		s.opts.Version = "dev"
@@ -80,25 +99,18 @@ func newServer(src Source, opts Options) *server {
 
 // Serve runs an MCP server on in and out (newline-delimited JSON-RPC, the
 // stdio transport) until the client closes in (nil) or ctx ends (ctx.Err()).
-// Its tools are:
-//
-//   - list_apps {}: the apps and envs src can open;
-//   - list_secrets {app, env}: the secret names of app/env, with their count;
-//   - run_command {app, env, command, secrets, cwd, timeout_seconds, stdin}:
-//     runs command (argv, no shell) with the named secrets (default: all of
-//     the env's) added to its environment and returns its exit code and its
-//     redacted output (see [Redactor]).
-//
-// Nothing Serve writes to out contains a value. On Linux it makes the
-// process non-dumpable first (see the package documentation).
+// Every request read before in closes is answered; a line that is not
+// JSON-RPC gets a JSON-RPC error and the server carries on. Nothing Serve
+// writes to out contains a value. On Linux it makes the process
+// non-dumpable first (see the package documentation).
 func Serve(ctx context.Context, in io.Reader, out io.Writer, src Source, opts Options) error {
 	s := newServer(src, opts)
 	if err := harden(); err != nil {
 		s.log.WithError(err).Warn("cannot make the process non-dumpable: commands could read its memory")
 	}
-	t := &mcp.IOTransport{Reader: io.NopCloser(in), Writer: nopWriteCloser{out}}
-	s.log.WithFields(logrus.Fields{"version": s.opts.Version, "default_app": s.opts.DefaultApp, "default_env": s.opts.DefaultEnv}).Info("mcp server started")
-	err := s.mcpServer().Run(ctx, t)
+	s.log.WithFields(logrus.Fields{"version": s.opts.Version, "app": s.opts.App, "env": s.opts.Env,
+		"allow_writes": s.opts.AllowWrites, "approve": approverName(s.opts.Approve), "isolation": s.opts.Isolation.mode()}).Info("mcp server started")
+	err := s.mcpServer().Run(ctx, &stdioTransport{in: in, out: out})
 	if err != nil && ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe)) {
 		err = nil
 	}
@@ -108,14 +120,12 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, src Source, opts Op
 	return nil
 }
 
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
-
-const instructions = `OpaqueVault holds this project's secrets. You can see secret names, never values.
-Use list_apps and list_secrets to find names, and run_command to run a program with secrets in its environment.
-Commands run without a shell: to expand $NAME, pass ["sh", "-c", "… \"$NAME\" …"].
-Every injected value is replaced by [redacted:NAME] in what you get back; do not try to reveal values.`
+const instructions = `OpaqueVault holds this project's secrets. You see secret names, never values.
+Find names with list_apps, list_envs and list_secrets; check_secrets tells which of a list exist.
+run_with_secrets runs a program with named secrets in its environment; it runs argv directly, without a shell.
+Every injected value, and its base64, hex, URL and JSON encodings, is replaced by [redacted:NAME] in what you get back.
+Do not try to reveal values: a command that transforms a value on purpose (reversing, compressing) could, and is against the user's wishes.
+To create a credential, use set_secret_from_generator: the value is generated inside OpaqueVault and you never see it.`
 
 func (s *server) mcpServer() *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: Name, Title: "OpaqueVault", Version: s.opts.Version}, &mcp.ServerOptions{
@@ -123,44 +133,115 @@ func (s *server) mcpServer() *mcp.Server {
 		Capabilities: &mcp.ServerCapabilities{}, // no logging capability: nothing is logged over MCP
 	})
 	yes, no := true, false
+	ro := &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no}
 	mcp.AddTool(srv, &mcp.Tool{
 		Name:        "list_apps",
 		Title:       "List apps and environments",
-		Description: "List the apps and environments whose secrets can be used. Not every agent can list them: then ask the user.",
+		Description: "List the apps, and the environments of each, whose secrets you can use." + s.pinNote(),
 		InputSchema: mustSchema[struct{}](nil),
-		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
+		Annotations: ro,
 	}, guarded(s, "list_apps", s.listApps))
 	mcp.AddTool(srv, &mcp.Tool{
-		Name:        "list_secrets",
-		Title:       "List secret names",
-		Description: "List the names of the secrets of an app's environment (never their values).",
-		InputSchema: mustSchema[scopeIn](s.describeScope),
-		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
+		Name:        "list_envs",
+		Title:       "List the environments of an app",
+		Description: "List the environments (such as development, production) of an app." + s.pinNote(),
+		InputSchema: mustSchema[appIn](func(sc *jsonschema.Schema) { s.describeScope(sc, false) }),
+		Annotations: ro,
+	}, guarded(s, "list_envs", s.listEnvs))
+	mcp.AddTool(srv, &mcp.Tool{
+		Name:  "list_secrets",
+		Title: "List secret names",
+		Description: "List the secrets of an app's environment: names, versions and when the environment last changed. " +
+			"Never values. The names are also the environment variable names run_with_secrets sets.",
+		InputSchema: mustSchema[scopeIn](func(sc *jsonschema.Schema) { s.describeScope(sc, true) }),
+		Annotations: ro,
 	}, guarded(s, "list_secrets", s.listSecrets))
 	mcp.AddTool(srv, &mcp.Tool{
-		Name:  "run_command",
+		Name:  "check_secrets",
+		Title: "Check which secrets exist",
+		Description: "Check which of the given secret names exist in an app's environment and which are missing, " +
+			"for example the variables a program reads (from its code or its .env.example) when moving it to OpaqueVault.",
+		InputSchema: mustSchema[checkIn](func(sc *jsonschema.Schema) {
+			s.describeScope(sc, true)
+			sc.Properties["names"].Type, sc.Properties["names"].Types = "array", nil
+			sc.Properties["names"].MinItems = ptr(1)
+			sc.Required = append(sc.Required, "names")
+		}),
+		Annotations: ro,
+	}, guarded(s, "check_secrets", s.checkSecrets))
+	mcp.AddTool(srv, &mcp.Tool{
+		Name:  "run_with_secrets",
 		Title: "Run a command with secrets",
-		Description: "Run a program with secrets of an app's environment added to its environment variables, " +
-			"and return its exit code and output. The command is an argv list run directly, without a shell " +
-			`(use ["sh", "-c", "..."] for pipes or $NAME expansion). ` +
-			"Every form of every injected value in the output is replaced by [redacted:NAME]. " +
-			"stdout and stderr are each cut at " + strconv.Itoa(s.maxOutput) + " bytes.",
+		Description: "Run a program with the named secrets of an app's environment as environment variables, and return its exit code, " +
+			"stdout and stderr. command is an argv list run directly, without a shell" + s.shellNote() + ". " +
+			"In the output, each injected value and its base64, base64url, hex (also as xxd, od and hexdump show it), URL-encoded and JSON-escaped forms " +
+			"are replaced by [redacted:NAME]. A program that deliberately transforms a value (reverses, compresses or encrypts it) " +
+			"can reveal it: do not do that. The command cannot reach OpaqueVault itself: it runs isolated from the agent and ov's files. " +
+			"stdout and stderr are each cut at " + strconv.Itoa(s.maxOutput) + " bytes; the command is killed at its timeout." + s.commandsNote(),
 		InputSchema: mustSchema[runIn](func(sc *jsonschema.Schema) {
-			s.describeScope(sc)
+			s.describeScope(sc, true)
 			for _, p := range []string{"command", "secrets"} {
 				sc.Properties[p].Type, sc.Properties[p].Types = "array", nil // not null
 			}
 			sc.Properties["command"].MinItems = ptr(1)
-			t := sc.Properties["timeout_seconds"]
+			sc.Required = append(sc.Required, "command", "secrets")
+			t := sc.Properties["timeout_s"]
 			t.Minimum, t.Maximum = ptr(1.0), ptr(MaxTimeout.Seconds())
-			t.Default = json.RawMessage(strconv.Itoa(int(DefaultTimeout.Seconds())))
+			t.Default = []byte(strconv.Itoa(int(DefaultTimeout.Seconds())))
 		}),
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, OpenWorldHint: &yes},
-	}, guarded(s, "run_command", s.runCommand))
+	}, guarded(s, "run_with_secrets", s.runWithSecrets))
+	mcp.AddTool(srv, &mcp.Tool{
+		Name:  "set_secret_from_generator",
+		Title: "Create or rotate a secret with a generated value",
+		Description: "Create a secret, or give an existing one a new version, with a random value generated inside OpaqueVault: " +
+			"the value is never shown to you or anyone. kind is hex (length random bytes, 2*length hex digits), base64 (length random bytes), " +
+			"alphanumeric (length characters of A-Z, a-z, 0-9) or uuid (length 36 or omitted). Creates the app and environment if needed. " +
+			"Rotating a secret that a running service uses can break it: ask the user first." +
+			map[bool]string{true: "", false: " Writes are off: the user must start the server with --allow-writes."}[s.opts.AllowWrites],
+		InputSchema: mustSchema[genIn](func(sc *jsonschema.Schema) {
+			s.describeScope(sc, true)
+			sc.Properties["kind"].Enum = []any{localapi.KindHex, localapi.KindBase64, localapi.KindAlphanumeric, localapi.KindUUID}
+			sc.Required = append(sc.Required, "name", "kind")
+		}),
+		Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes, IdempotentHint: false, OpenWorldHint: &no},
+	}, guarded(s, "set_secret_from_generator", s.setFromGenerator))
 	return srv
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func (s *server) pinNote() string {
+	switch {
+	case s.opts.Env != "":
+		return fmt.Sprintf(" This server is limited to %s/%s.", s.opts.App, s.opts.Env)
+	case s.opts.App != "":
+		return fmt.Sprintf(" This server is limited to app %s.", s.opts.App)
+	}
+	return ""
+}
+
+func (s *server) shellNote() string {
+	if len(s.opts.AllowCommands) > 0 {
+		return ""
+	}
+	return " (shells and interpreters such as sh, bash, python are refused unless the user allowed them)"
+}
+
+func (s *server) commandsNote() string {
+	if len(s.opts.AllowCommands) == 0 {
+		return ""
+	}
+	return " Only these command lines are allowed (* matches anything): " + strings.Join(quoteAll(s.opts.AllowCommands), ", ") + "."
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}
 
 // mustSchema infers the input schema of T and lets edit adjust it.
 func mustSchema[T any](edit func(*jsonschema.Schema)) *jsonschema.Schema {
@@ -174,48 +255,72 @@ func mustSchema[T any](edit func(*jsonschema.Schema)) *jsonschema.Schema {
 	return sc
 }
 
-// describeScope documents app and env with their defaults, and requires
-// those without one.
-func (s *server) describeScope(sc *jsonschema.Schema) {
-	for _, f := range []struct{ key, def, what string }{
-		{"app", s.opts.DefaultApp, "the app, such as myapp"},
-		{"env", s.opts.DefaultEnv, "the environment, such as development"},
-	} {
+// describeScope documents app (and env, with withEnv) with their defaults,
+// and requires those without one.
+func (s *server) describeScope(sc *jsonschema.Schema, withEnv bool) {
+	fields := []struct{ key, def, what string }{{"app", s.opts.App, "the app, such as myapp"}}
+	if withEnv {
+		fields = append(fields, struct{ key, def, what string }{"env", s.opts.Env, "the environment, such as development"})
+	}
+	for _, f := range fields {
 		p := sc.Properties[f.key]
 		if f.def != "" {
-			p.Description = f.what + " (default: " + strconv.Quote(f.def) + ")"
+			p.Description = f.what + " (default and only allowed value: " + strconv.Quote(f.def) + ")"
 			continue
 		}
-		p.Description = f.what + " (required: no default was configured; see list_apps)"
+		p.Description = f.what + " (required; see list_apps)"
 		sc.Required = append(sc.Required, f.key)
 	}
 }
 
-// guarded wraps a handler: it logs the call, turns a panic into a plain
-// error, and passes every error through the sanitizer.
-func guarded[In, Out any](s *server, tool string, h func(context.Context, In) (Out, *Redactor, error)) mcp.ToolHandlerFor[In, Out] {
+// call is what a handler reports for the log: never a value.
+type call struct {
+	app, env string
+	names    []string
+	fields   logrus.Fields
+}
+
+// guarded wraps a handler: it logs the call (tool, app, env, names and what
+// the handler adds; never a value), turns a panic into a plain error, and
+// passes every error through the sanitizer.
+func guarded[In, Out any](s *server, tool string, h func(context.Context, In, *call) (Out, *Redactor, error)) mcp.ToolHandlerFor[In, Out] {
 	return func(ctx context.Context, _ *mcp.CallToolRequest, in In) (_ *mcp.CallToolResult, out Out, err error) {
 		start := time.Now()
-		log := s.log.WithField("tool", tool)
+		c := &call{fields: logrus.Fields{}}
 		defer func() {
+			log := s.log.WithField("tool", tool).WithField("duration_ms", time.Since(start).Milliseconds())
+			if c.app != "" {
+				log = log.WithField("app", c.app)
+			}
+			if c.env != "" {
+				log = log.WithField("env", c.env)
+			}
+			if c.names != nil {
+				log = log.WithField("names", strings.Join(c.names, ","))
+			}
+			log = log.WithFields(c.fields)
 			if p := recover(); p != nil {
 				log.Errorf("internal error: %T", p) // not %v: the value could hold anything
 				var zero Out
 				out, err = zero, errors.New(tool+": internal error (see the server's log)")
+				return
 			}
+			if err != nil {
+				log.WithField("error", err.Error()).Info("call failed")
+				return
+			}
+			log.Info("call done")
 		}()
 		var red *Redactor
-		out, red, err = h(ctx, in)
+		out, red, err = h(ctx, in, c)
 		if err != nil {
 			msg := sanitize(err.Error(), red)
 			if hint := hintOf(err); hint != "" {
-				msg += "\nhint: " + hint
+				msg += "\nhint: " + sanitize(hint, red)
 			}
-			log.WithField("duration_ms", time.Since(start).Milliseconds()).Info("failed: " + msg)
 			var zero Out
 			return nil, zero, errors.New(msg)
 		}
-		log.WithField("duration_ms", time.Since(start).Milliseconds()).Info("done")
 		return nil, out, nil
 	}
 }
@@ -245,308 +350,271 @@ func sanitize(msg string, red *Redactor) string {
 	return msg
 }
 
-// ---- list_apps ----
+// ---- scope ----
 
-type appsOut struct {
-	Apps       []AppEnvs `json:"apps"`
-	DefaultApp string    `json:"default_app,omitempty"`
-	DefaultEnv string    `json:"default_env,omitempty"`
+type appIn struct {
+	App string `json:"app,omitempty"`
 }
-
-func (s *server) listApps(ctx context.Context, _ struct{}) (*appsOut, *Redactor, error) {
-	apps, err := s.src.Apps(ctx)
-	if err != nil {
-		if errors.Is(err, ErrUnsupported) && hintOf(err) == "" {
-			err = withHint(err, "ask the user which app and env to use")
-		}
-		if s.opts.DefaultApp != "" && errors.Is(err, ErrUnsupported) {
-			err = withHint(err, fmt.Sprintf("the server was started for app %q, env %q: use those unless the user says otherwise",
-				s.opts.DefaultApp, s.opts.DefaultEnv))
-		}
-		return nil, nil, err
-	}
-	if apps == nil {
-		apps = []AppEnvs{}
-	}
-	for i := range apps {
-		if apps[i].Envs == nil {
-			apps[i].Envs = []string{}
-		}
-	}
-	return &appsOut{Apps: apps, DefaultApp: s.opts.DefaultApp, DefaultEnv: s.opts.DefaultEnv}, nil, nil
-}
-
-// ---- list_secrets ----
 
 type scopeIn struct {
 	App string `json:"app,omitempty"`
 	Env string `json:"env,omitempty"`
 }
 
-type namesOut struct {
-	App   string   `json:"app"`
-	Env   string   `json:"env"`
-	Names []string `json:"names" jsonschema:"the secret names, which are also the environment variable names run_command sets"`
-	Count int      `json:"count"`
-}
-
-func (s *server) scope(what, app, env string) (string, string, error) {
+// scope resolves app and env against the pin; withEnv false resolves the
+// app only.
+func (s *server) scope(what, app, env string, withEnv bool) (string, string, error) {
 	if app == "" {
-		app = s.opts.DefaultApp
+		app = s.opts.App
 	}
 	if env == "" {
-		env = s.opts.DefaultEnv
+		env = s.opts.Env
 	}
 	switch {
 	case app == "":
-		return "", "", withHint(fmt.Errorf("%s: no app given, and the server has no default app", what),
-			"call list_apps, or ask the user which app to use")
+		return "", "", withHint(fmt.Errorf("%s: no app given", what), "call list_apps, or ask the user which app to use")
+	case s.opts.App != "" && app != s.opts.App:
+		return "", "", withHint(fmt.Errorf("%s: this server is limited to app %q, not %q", what, s.opts.App, app),
+			"use app "+strconv.Quote(s.opts.App)+", or ask the user to start ov mcp serve for the other app")
+	case !withEnv:
+		return app, "", nil
 	case env == "":
-		return "", "", withHint(fmt.Errorf("%s of %s: no env given, and the server has no default env", what, app),
-			"call list_apps, or ask the user which environment to use")
+		return "", "", withHint(fmt.Errorf("%s of %s: no env given", what, app), "call list_envs, or ask the user which environment to use")
+	case s.opts.Env != "" && env != s.opts.Env:
+		return "", "", withHint(fmt.Errorf("%s: this server is limited to %s/%s, not %s/%s", what, s.opts.App, s.opts.Env, app, env),
+			"use env "+strconv.Quote(s.opts.Env)+", or ask the user to start ov mcp serve for the other environment")
 	}
 	return app, env, nil
 }
 
-func (s *server) listSecrets(ctx context.Context, in scopeIn) (*namesOut, *Redactor, error) {
-	app, env, err := s.scope("list secrets", in.App, in.Env)
+// scopes returns what the source can open, within the pin, grouped by app.
+func (s *server) scopes(ctx context.Context) ([]AppEnvs, error) {
+	sc, err := s.src.Scopes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []AppEnvs{}
+	for _, x := range sc {
+		if (s.opts.App != "" && x.App != s.opts.App) || (s.opts.Env != "" && x.Env != s.opts.Env) {
+			continue
+		}
+		i := slices.IndexFunc(out, func(a AppEnvs) bool { return a.App == x.App })
+		if i < 0 {
+			out = append(out, AppEnvs{App: x.App, Envs: []string{}})
+			i = len(out) - 1
+		}
+		out[i].Envs = append(out[i].Envs, x.Env)
+	}
+	slices.SortFunc(out, func(a, b AppEnvs) int { return strings.Compare(a.App, b.App) })
+	for i := range out {
+		slices.Sort(out[i].Envs)
+	}
+	return out, nil
+}
+
+// AppEnvs is an app and the environments of it that can be used.
+type AppEnvs struct {
+	App  string   `json:"app"`
+	Envs []string `json:"envs"`
+}
+
+// ---- list_apps, list_envs ----
+
+type appsOut struct {
+	Apps []AppEnvs `json:"apps"`
+}
+
+func (s *server) listApps(ctx context.Context, _ struct{}, c *call) (*appsOut, *Redactor, error) {
+	apps, err := s.scopes(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	names, err := s.src.List(ctx, app, env)
+	c.fields["apps"] = len(apps)
+	return &appsOut{Apps: apps}, nil, nil
+}
+
+type envsOut struct {
+	App  string   `json:"app"`
+	Envs []string `json:"envs"`
+}
+
+func (s *server) listEnvs(ctx context.Context, in appIn, c *call) (*envsOut, *Redactor, error) {
+	app, _, err := s.scope("list envs", in.App, "", false)
 	if err != nil {
 		return nil, nil, err
 	}
-	names = slices.Clone(names)
-	if names == nil {
-		names = []string{}
-	}
-	slices.Sort(names)
-	return &namesOut{App: app, Env: env, Names: names, Count: len(names)}, nil, nil
-}
-
-// ---- run_command ----
-
-type runIn struct {
-	App            string   `json:"app,omitempty"`
-	Env            string   `json:"env,omitempty"`
-	Command        []string `json:"command" jsonschema:"the program and its arguments, such as [\"npm\", \"test\"]; run directly, not by a shell"`
-	Secrets        []string `json:"secrets,omitempty" jsonschema:"the secrets to add to the environment, by name (default: all of the env's; [] for none)"`
-	Cwd            string   `json:"cwd,omitempty" jsonschema:"the working directory (default: the server's, normally the project's)"`
-	TimeoutSeconds int      `json:"timeout_seconds,omitempty" jsonschema:"seconds before the command's process group is killed"`
-	Stdin          string   `json:"stdin,omitempty" jsonschema:"text for the command's standard input (default: none)"`
-}
-
-type runOut struct {
-	App         string   `json:"app"`
-	Env         string   `json:"env"`
-	Injected    []string `json:"injected" jsonschema:"the names of the secrets added to the environment"`
-	ExitCode    int      `json:"exit_code" jsonschema:"the exit status; -1 when the command was killed by a signal"`
-	Signal      string   `json:"signal,omitempty" jsonschema:"the signal that killed the command"`
-	TimedOut    bool     `json:"timed_out,omitempty"`
-	DurationMS  int64    `json:"duration_ms"`
-	Stdout      string   `json:"stdout"`
-	Stderr      string   `json:"stderr"`
-	StdoutBytes int64    `json:"stdout_bytes" jsonschema:"bytes the command wrote to stdout, before truncation"`
-	StderrBytes int64    `json:"stderr_bytes" jsonschema:"bytes the command wrote to stderr, before truncation"`
-	Notes       []string `json:"notes,omitempty"`
-}
-
-func (s *server) runCommand(ctx context.Context, in runIn) (*runOut, *Redactor, error) {
-	app, env, err := s.scope("run command", in.App, in.Env)
+	c.app = app
+	apps, err := s.scopes(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(in.Command) == 0 {
-		return nil, nil, errors.New(`run command: empty command: give the program and its arguments, such as ["npm", "test"]`)
-	}
-	timeout := DefaultTimeout
-	if in.TimeoutSeconds != 0 {
-		timeout = time.Duration(in.TimeoutSeconds) * time.Second
-		if timeout < time.Second || timeout > MaxTimeout {
-			return nil, nil, fmt.Errorf("run command: timeout_seconds %d out of range 1-%d", in.TimeoutSeconds, int(MaxTimeout.Seconds()))
+	for _, a := range apps {
+		if a.App == app {
+			return &envsOut{App: app, Envs: a.Envs}, nil, nil
 		}
 	}
-	dir, err := workDir(in.Cwd)
+	names := make([]string, len(apps))
+	for i, a := range apps {
+		names[i] = a.App
+	}
+	return nil, nil, withHint(fmt.Errorf("list envs: no app %q", app), "the apps are: "+listOrNone(names, "none"))
+}
+
+// ---- list_secrets, check_secrets ----
+
+type secretOut struct {
+	Name    string `json:"name"`
+	Version uint64 `json:"version"`
+}
+
+type secretsOut struct {
+	App       string      `json:"app"`
+	Env       string      `json:"env"`
+	Secrets   []secretOut `json:"secrets" jsonschema:"name and version of each secret, by name; never values"`
+	Count     int         `json:"count"`
+	UpdatedAt string      `json:"updated_at,omitempty" jsonschema:"when the environment last changed (RFC 3339, UTC)"`
+	Seq       uint64      `json:"seq" jsonschema:"the environment's change counter"`
+}
+
+func (s *server) info(ctx context.Context, what, app, env string, c *call) (string, string, *localapi.EnvInfo, error) {
+	app, env, err := s.scope(what, app, env, true)
+	if err != nil {
+		return "", "", nil, err
+	}
+	c.app, c.env = app, env
+	in, err := s.src.Info(ctx, app, env)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return app, env, in, nil
+}
+
+func (s *server) listSecrets(ctx context.Context, in scopeIn, c *call) (*secretsOut, *Redactor, error) {
+	app, env, info, err := s.info(ctx, "list secrets", in.App, in.Env, c)
 	if err != nil {
 		return nil, nil, err
 	}
-	path, err := resolveProgram(in.Command[0], s.opts.AllowedCommands, dir)
+	out := &secretsOut{App: app, Env: env, Secrets: []secretOut{}, Count: len(info.Secrets), Seq: info.Seq}
+	for _, x := range info.Secrets {
+		out.Secrets = append(out.Secrets, secretOut{Name: x.Name, Version: x.Version})
+	}
+	slices.SortFunc(out.Secrets, func(a, b secretOut) int { return strings.Compare(a.Name, b.Name) })
+	if !info.UpdatedAt.IsZero() {
+		out.UpdatedAt = info.UpdatedAt.UTC().Format(time.RFC3339)
+	}
+	c.fields["count"] = out.Count
+	return out, nil, nil
+}
+
+type checkIn struct {
+	App   string   `json:"app,omitempty"`
+	Env   string   `json:"env,omitempty"`
+	Names []string `json:"names" jsonschema:"the secret names to look for, such as [\"DATABASE_URL\", \"STRIPE_KEY\"]"`
+}
+
+type checkOut struct {
+	App        string   `json:"app"`
+	Env        string   `json:"env"`
+	Present    []string `json:"present"`
+	Missing    []string `json:"missing"`
+	AllPresent bool     `json:"all_present"`
+}
+
+func (s *server) checkSecrets(ctx context.Context, in checkIn, c *call) (*checkOut, *Redactor, error) {
+	if len(in.Names) == 0 {
+		return nil, nil, errors.New("check secrets: no names given")
+	}
+	app, env, info, err := s.info(ctx, "check secrets", in.App, in.Env, c)
 	if err != nil {
 		return nil, nil, err
 	}
+	have := map[string]bool{}
+	for _, x := range info.Secrets {
+		have[x.Name] = true
+	}
+	out := &checkOut{App: app, Env: env, Present: []string{}, Missing: []string{}}
+	for _, n := range dedup(in.Names) {
+		if have[n] {
+			out.Present = append(out.Present, n)
+		} else {
+			out.Missing = append(out.Missing, n)
+		}
+	}
+	out.AllPresent = len(out.Missing) == 0
+	c.names = dedup(in.Names)
+	c.fields["missing"] = len(out.Missing)
+	return out, nil, nil
+}
 
-	available, err := s.src.List(ctx, app, env)
+// ---- set_secret_from_generator ----
+
+type genIn struct {
+	App    string `json:"app,omitempty"`
+	Env    string `json:"env,omitempty"`
+	Name   string `json:"name" jsonschema:"the secret's name, which is also its environment variable name, such as SESSION_SECRET"`
+	Kind   string `json:"kind" jsonschema:"what to generate"`
+	Length int    `json:"length,omitempty" jsonschema:"random bytes (hex, base64) or characters (alphanumeric), 16 to 512 (default 32); 36 or omitted for uuid"`
+}
+
+type genOut struct {
+	App     string `json:"app"`
+	Env     string `json:"env"`
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Version uint64 `json:"version" jsonschema:"the secret's new version: 1 when it was created"`
+	Created bool   `json:"env_created,omitempty" jsonschema:"the app or environment was created"`
+}
+
+func (s *server) setFromGenerator(ctx context.Context, in genIn, c *call) (*genOut, *Redactor, error) {
+	app, env, err := s.scope("set secret", in.App, in.Env, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	// secrets absent: all of the env's (leaving out, with a note, names that
-	// cannot be variables); secrets: []: none.
-	names, all := dedup(in.Secrets), in.Secrets == nil
-	if all {
-		names = dedup(available)
+	c.app, c.env, c.names = app, env, []string{in.Name}
+	c.fields["kind"] = in.Kind
+	if !s.opts.AllowWrites {
+		return nil, nil, withHint(errors.New("set secret: writes are off"),
+			"ask the user to restart the server with `ov mcp serve --allow-writes`, or to run `ov secret set` themselves")
 	}
-	var missing, invalid []string
-	for _, n := range names {
-		if !slices.Contains(available, n) {
-			missing = append(missing, strconv.Quote(n))
-		} else if !validVarName(n) {
-			invalid = append(invalid, strconv.Quote(n))
-		}
+	if !validVarName(in.Name) {
+		return nil, nil, withHint(fmt.Errorf("set secret: %q is not a valid environment variable name", in.Name), "use letters, digits and _, not starting with a digit")
 	}
-	if len(missing) > 0 {
-		return nil, nil, withHint(fmt.Errorf("run command: no secret %s in %s/%s", strings.Join(missing, ", "), app, env),
-			fmt.Sprintf("%s/%s has: %s", app, env, listOrNone(available)))
+	length := in.Length
+	switch {
+	case in.Kind == localapi.KindUUID && length == 0:
+	case length == 0:
+		length = 32
 	}
-	var notes []string
-	if len(invalid) > 0 {
-		if !all {
-			return nil, nil, withHint(fmt.Errorf("run command: secret %s of %s/%s is not a valid environment variable name", strings.Join(invalid, ", "), app, env),
-				"leave it out of secrets")
-		}
-		names = slices.DeleteFunc(names, func(n string) bool { return !validVarName(n) })
-		notes = append(notes, fmt.Sprintf("not injected: %s, not valid environment variable names", strings.Join(invalid, ", ")))
+	if length < 0 {
+		return nil, nil, fmt.Errorf("set secret: negative length %d", length)
 	}
-	var values map[string][]byte
-	if len(names) > 0 {
-		values, err = s.src.Get(ctx, app, env, names)
-		defer wipeValues(values)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, n := range names {
-			if _, ok := values[n]; !ok {
-				return nil, nil, fmt.Errorf("run command: the source did not return secret %q", n)
-			}
-		}
-		var nul []string
-		for n, v := range values {
-			switch {
-			case !slices.Contains(names, n):
-				clear(v)
-				delete(values, n) // only what was asked for is injected
-			case bytes.IndexByte(v, 0) >= 0:
-				nul = append(nul, strconv.Quote(n))
-			}
-		}
-		if len(nul) > 0 {
-			slices.Sort(nul)
-			if !all {
-				return nil, nil, withHint(fmt.Errorf("run command: secret %s of %s/%s holds a NUL byte, which an environment variable cannot", strings.Join(nul, ", "), app, env),
-					"leave it out of secrets")
-			}
-			for _, q := range nul {
-				n, _ := strconv.Unquote(q)
-				clear(values[n])
-				delete(values, n)
-			}
-			notes = append(notes, fmt.Sprintf("not injected: %s, holding a NUL byte", strings.Join(nul, ", ")))
-		}
+	if err := s.approve(ctx, &Approval{Tool: "set_secret_from_generator", App: app, Env: env, Names: []string{in.Name},
+		Detail: fmt.Sprintf("set %s to a new random %s value (length %d)", in.Name, in.Kind, length)}, c); err != nil {
+		return nil, nil, err
 	}
-	red := NewRedactor(values)
-	defer red.Wipe()
-
-	spec := &execSpec{
-		path: path, argv: in.Command, env: buildEnv(s.opts.Env(), values), dir: dir, stdin: in.Stdin,
-		timeout: timeout, grace: s.grace, keep: s.maxOutput + red.Margin(),
-	}
-	log := s.log.WithFields(logrus.Fields{"app": app, "env": env, "program": in.Command[0], "secrets": len(names)})
-	res, err := runProcess(ctx, spec)
+	g, err := s.src.Generate(ctx, app, env, &localapi.Generate{Name: in.Name, Kind: in.Kind, Length: uint32(length), Create: true})
 	if err != nil {
-		return nil, red, err
+		return nil, nil, err
 	}
-	defer res.stdout.wipe()
-	defer res.stderr.wipe()
-	log.WithFields(logrus.Fields{"exit_code": res.exitCode, "signal": res.signal, "timed_out": res.timedOut}).Info("command ended")
-
-	out := &runOut{
-		App: app, Env: env, Injected: append([]string{}, slices.Sorted(maps.Keys(values))...),
-		ExitCode: res.exitCode, Signal: res.signal, TimedOut: res.timedOut, DurationMS: res.duration.Milliseconds(),
-		StdoutBytes: res.stdout.total, StderrBytes: res.stderr.total, Notes: notes,
-	}
-	for _, st := range []struct {
-		name string
-		c    *capture
-		dst  *string
-	}{{"stdout", res.stdout, &out.Stdout}, {"stderr", res.stderr, &out.Stderr}} {
-		text := red.RedactHead(st.c.buf, s.maxOutput)
-		if leaked := wireLeaks(red, text); len(leaked) > 0 {
-			// Redaction missed a form that the JSON encoding of the result
-			// would reveal: send nothing of this stream.
-			log.WithField("stream", st.name).Warn("output withheld: its encoding still held a secret")
-			text = []byte(fmt.Sprintf("[%s withheld: even after redaction it still contained a form of %s]", st.name, strings.Join(leaked, ", ")))
-		}
-		*st.dst = string(text)
-		clear(text)
-		if st.c.total > int64(s.maxOutput) {
-			out.Notes = append(out.Notes, fmt.Sprintf("%s truncated: the command wrote %d bytes, the first %d are shown", st.name, st.c.total, s.maxOutput))
-		}
-	}
-	if res.timedOut {
-		out.Notes = append(out.Notes, fmt.Sprintf("timed out after %v: the process group was killed", timeout))
-	}
-	if short := red.Short(); len(short) > 0 {
-		out.Notes = append(out.Notes, fmt.Sprintf("%s shorter than %d bytes: only exact occurrences are redacted, and the value may be guessable from the output",
-			strings.Join(short, ", "), MinRedactLen))
-	}
-	if len(values) == 0 && all {
-		out.Notes = append(out.Notes, fmt.Sprintf("no secrets injected: %s/%s has none", app, env))
-	}
-	if res.cancelled {
-		return nil, red, errors.New("run command: cancelled by the client; the process group was killed")
-	}
-	return out, red, nil
+	c.fields["version"] = g.Version
+	return &genOut{App: app, Env: env, Name: in.Name, Kind: in.Kind, Version: g.Version, Created: g.Created}, nil, nil
 }
 
-// wireLeaks returns the names of the values that the JSON encodings of text
-// (as structured content, and inside the JSON text content) still reveal.
-// Values shorter than [MinRedactLen] are not checked: they match anywhere.
-func wireLeaks(red *Redactor, text []byte) []string {
-	var leaked []string
-	s := string(text)
-	for _, html := range []bool{true, false} {
-		once := jsonString(s, html)
-		twice := jsonString(string(once), html)
-		for _, w := range [][]byte{once, twice} {
-			for _, n := range red.Found(w) {
-				if !slices.Contains(red.short, n) && !slices.Contains(leaked, n) {
-					leaked = append(leaked, n)
-				}
-			}
-			clear(w)
-		}
+// approve asks the approver, if there is one.
+func (s *server) approve(ctx context.Context, a *Approval, c *call) error {
+	if s.opts.Approve == nil {
+		return nil
 	}
-	return leaked
-}
-
-func jsonString(s string, html bool) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(html)
-	_ = enc.Encode(s) // a string always encodes
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
-}
-
-func workDir(cwd string) (string, error) {
-	if cwd == "" {
-		return "", nil
-	}
-	dir, err := filepath.Abs(cwd)
+	err := s.opts.Approve.Approve(ctx, a)
+	c.fields["approved"] = err == nil
 	if err != nil {
-		return "", fmt.Errorf("run command: cwd %q: %w", cwd, err)
+		return withHint(fmt.Errorf("%s: not approved: %w", a.Tool, err), "the user declined or did not answer on the terminal; do not retry without asking them")
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return "", fmt.Errorf("run command: cwd %q: %w", cwd, startErr(err))
-	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("run command: cwd %q: not a directory", cwd)
-	}
-	return dir, nil
+	return nil
 }
 
 func dedup(names []string) []string {
-	var out []string
+	out := []string{}
 	for _, n := range names {
 		if !slices.Contains(out, n) {
 			out = append(out, n)
@@ -555,9 +623,9 @@ func dedup(names []string) []string {
 	return out
 }
 
-func listOrNone(names []string) string {
+func listOrNone(names []string, none string) string {
 	if len(names) == 0 {
-		return "no secrets"
+		return none
 	}
 	return strings.Join(slices.Sorted(slices.Values(names)), ", ")
 }

@@ -25,35 +25,48 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/sirupsen/logrus"
+
+	"github.com/opaquevault/opaquevault/internal/localapi"
 )
 
-// memSource is a fixed in-memory Source: app → env → name → value.
+// memSource is a fixed in-memory Source: app → env → name → value. The
+// agent itself is tested end to end in e2e_test.go.
 type memSource struct {
+	mu      sync.Mutex
 	data    map[string]map[string]map[string]string
-	appsErr error
 	getErr  error
+	version map[string]uint64
 }
 
-func (m *memSource) Apps(context.Context) ([]AppEnvs, error) {
-	if m.appsErr != nil {
-		return nil, m.appsErr
-	}
-	var out []AppEnvs
+func (m *memSource) Scopes(context.Context) ([]localapi.Scope, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []localapi.Scope
 	for _, app := range slices.Sorted(mapKeys(m.data)) {
-		out = append(out, AppEnvs{App: app, Envs: slices.Sorted(mapKeys(m.data[app]))})
+		for _, env := range slices.Sorted(mapKeys(m.data[app])) {
+			out = append(out, localapi.Scope{App: app, Env: env})
+		}
 	}
 	return out, nil
 }
 
-func (m *memSource) List(_ context.Context, app, env string) ([]string, error) {
+func (m *memSource) Info(_ context.Context, app, env string) (*localapi.EnvInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	e, ok := m.data[app][env]
 	if !ok {
 		return nil, withHint(fmt.Errorf("list secrets of %s/%s: not found", app, env), "check the names with list_apps")
 	}
-	return slices.Sorted(mapKeys(e)), nil
+	in := &localapi.EnvInfo{Seq: 3, UpdatedAt: time.Unix(1700000000, 0)}
+	for _, n := range slices.Sorted(mapKeys(e)) {
+		in.Secrets = append(in.Secrets, localapi.SecretInfo{Name: n, Version: 1 + m.version[app+"/"+env+"/"+n]})
+	}
+	return in, nil
 }
 
 func (m *memSource) Get(_ context.Context, app, env string, names []string) (map[string][]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.getErr != nil {
 		return nil, m.getErr
 	}
@@ -66,6 +79,29 @@ func (m *memSource) Get(_ context.Context, app, env string, names []string) (map
 		out[n] = []byte(v)
 	}
 	return out, nil
+}
+
+func (m *memSource) Generate(_ context.Context, app, env string, g *localapi.Generate) (*localapi.Generated, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.version == nil {
+		m.version = map[string]uint64{}
+	}
+	created := false
+	if m.data[app] == nil {
+		m.data[app] = map[string]map[string]string{}
+		created = true
+	}
+	if m.data[app][env] == nil {
+		m.data[app][env] = map[string]string{}
+		created = true
+	}
+	k := app + "/" + env + "/" + g.Name
+	if _, ok := m.data[app][env][g.Name]; ok {
+		m.version[k]++
+	}
+	m.data[app][env][g.Name] = "generated-" + strconv.Itoa(int(m.version[k]))
+	return &localapi.Generated{Version: 1 + m.version[k], Created: created}, nil
 }
 
 func mapKeys[V any](m map[string]V) func(func(string) bool) {
@@ -133,6 +169,9 @@ func start(t *testing.T, src Source, opts Options) *harness {
 	if opts.Version == "" {
 		opts.Version = "1.2.3-test"
 	}
+	if opts.AllowCommands == nil {
+		opts.AllowCommands = []string{"*"}
+	}
 	fromServer, serverOut := io.Pipe()
 	serverIn, toServer := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -186,9 +225,12 @@ func text(res *mcp.CallToolResult) string {
 
 func (h *harness) run(t *testing.T, args map[string]any) runOut {
 	t.Helper()
-	res := h.call(t, "run_command", args)
+	if _, ok := args["secrets"]; !ok {
+		args["secrets"] = []string{"DATABASE_URL", "DB_PASSWORD", "LONG_TOKEN", "PORT", "PRIVATE_KEY", "TOKEN"}
+	}
+	res := h.call(t, "run_with_secrets", args)
 	if res.IsError {
-		t.Fatalf("run_command %v failed: %s", args["command"], text(res))
+		t.Fatalf("run_with_secrets %v failed: %s", args["command"], text(res))
 	}
 	var out runOut
 	b, _ := json.Marshal(res.StructuredContent)
@@ -253,7 +295,7 @@ func assertNoValues(t *testing.T, what string, b []byte, src *memSource) {
 }
 
 func TestInitializeAndToolsList(t *testing.T) {
-	h := start(t, testSource(), Options{DefaultApp: "myapp"})
+	h := start(t, testSource(), Options{App: "myapp"})
 	init := h.cs.InitializeResult()
 	if init.ServerInfo.Name != "opaquevault" || init.ServerInfo.Version != "1.2.3-test" {
 		t.Errorf("server info = %+v", init.ServerInfo)
@@ -278,32 +320,54 @@ func TestInitializeAndToolsList(t *testing.T) {
 		if m["type"] != "object" {
 			t.Errorf("%s: input schema type %v", tool.Name, m["type"])
 		}
+		if len(tool.Description) < 40 {
+			t.Errorf("%s: description %q", tool.Name, tool.Description)
+		}
 		schemas[tool.Name] = m
 	}
-	if got := slices.Sorted(mapKeys(schemas)); !slices.Equal(got, []string{"list_apps", "list_secrets", "run_command"}) {
+	want := []string{"check_secrets", "list_apps", "list_envs", "list_secrets", "run_with_secrets", "set_secret_from_generator"}
+	if got := slices.Sorted(mapKeys(schemas)); !slices.Equal(got, want) {
 		t.Fatalf("tools = %v", got)
 	}
-	run := schemas["run_command"]
+	run := schemas["run_with_secrets"]
 	props := run["properties"].(map[string]any)
-	for _, p := range []string{"app", "env", "command", "secrets", "cwd", "timeout_seconds", "stdin"} {
+	for _, p := range []string{"app", "env", "command", "secrets", "cwd", "timeout_s", "stdin"} {
 		if props[p] == nil {
-			t.Errorf("run_command has no %s parameter", p)
+			t.Errorf("run_with_secrets has no %s parameter", p)
 		}
 	}
-	timeout := props["timeout_seconds"].(map[string]any)
+	timeout := props["timeout_s"].(map[string]any)
 	if timeout["maximum"] != 600.0 || timeout["minimum"] != 1.0 || timeout["default"] != 60.0 {
-		t.Errorf("timeout_seconds schema = %v", timeout)
+		t.Errorf("timeout_s schema = %v", timeout)
 	}
 	if cmd := props["command"].(map[string]any); cmd["type"] != "array" || cmd["minItems"] != 1.0 {
 		t.Errorf("command schema = %v", cmd)
 	}
-	// app has a default, env has none: only env and command are required.
+	// app is pinned, env is not: env, command and secrets are required.
 	req := run["required"].([]any)
-	if !slices.Contains(req, any("command")) || !slices.Contains(req, any("env")) || slices.Contains(req, any("app")) {
-		t.Errorf("required = %v", req)
+	for _, r := range []string{"command", "secrets", "env"} {
+		if !slices.Contains(req, any(r)) {
+			t.Errorf("required = %v, lacks %s", req, r)
+		}
+	}
+	if slices.Contains(req, any("app")) {
+		t.Errorf("required = %v holds the pinned app", req)
 	}
 	if d := props["app"].(map[string]any)["description"].(string); !strings.Contains(d, `"myapp"`) {
-		t.Errorf("app description does not give the default: %q", d)
+		t.Errorf("app description does not give the pin: %q", d)
+	}
+	gen := schemas["set_secret_from_generator"]["properties"].(map[string]any)["kind"].(map[string]any)
+	if fmt.Sprint(gen["enum"]) != "[hex base64 alphanumeric uuid]" {
+		t.Errorf("kind schema = %v", gen)
+	}
+	if c := schemas["check_secrets"]["properties"].(map[string]any)["names"].(map[string]any); c["type"] != "array" {
+		t.Errorf("names schema = %v", c)
+	}
+	// The descriptions say honestly what redaction does and does not do.
+	for _, tool := range res.Tools {
+		if tool.Name == "run_with_secrets" && (!strings.Contains(tool.Description, "deliberately transforms") || !strings.Contains(tool.Description, "hex")) {
+			t.Errorf("run_with_secrets description: %q", tool.Description)
+		}
 	}
 }
 
@@ -314,43 +378,112 @@ func TestListSecrets(t *testing.T) {
 	if res.IsError {
 		t.Fatal(text(res))
 	}
-	var out namesOut
+	var out secretsOut
 	b, _ := json.Marshal(res.StructuredContent)
 	_ = json.Unmarshal(b, &out)
 	want := []string{"BINARY", "DATABASE_URL", "DB_PASSWORD", "LONG_TOKEN", "PORT", "PRIVATE_KEY", "TOKEN", "not-a-var"}
-	if !slices.Equal(out.Names, want) || out.Count != len(want) || out.App != "myapp" || out.Env != "dev" {
+	var names []string
+	for _, x := range out.Secrets {
+		names = append(names, x.Name)
+		if x.Version != 1 {
+			t.Errorf("%s: version %d", x.Name, x.Version)
+		}
+	}
+	if !slices.Equal(names, want) || out.Count != len(want) || out.App != "myapp" || out.Env != "dev" || out.UpdatedAt != "2023-11-14T22:13:20Z" || out.Seq != 3 {
 		t.Errorf("list_secrets = %+v", out)
 	}
-	// No default app: app is required, and the schema says so.
+	// No pin: app is required, and the schema says so.
 	res, err := h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "list_secrets", Arguments: map[string]any{"env": "dev"}})
 	if err == nil && !res.IsError {
-		t.Error("list_secrets without app or default succeeded")
+		t.Error("list_secrets without app succeeded")
 	}
 	res = h.call(t, "list_secrets", map[string]any{"app": "nope", "env": "dev"})
 	if !res.IsError || !strings.Contains(text(res), "nope/dev") || !strings.Contains(text(res), "hint: check the names") {
 		t.Errorf("unknown app: %s", text(res))
+	}
+	// check_secrets
+	res = h.call(t, "check_secrets", map[string]any{"app": "myapp", "env": "dev", "names": []string{"TOKEN", "STRIPE_KEY", "PORT", "TOKEN"}})
+	var chk checkOut
+	b, _ = json.Marshal(res.StructuredContent)
+	_ = json.Unmarshal(b, &chk)
+	if res.IsError || !slices.Equal(chk.Present, []string{"TOKEN", "PORT"}) || !slices.Equal(chk.Missing, []string{"STRIPE_KEY"}) || chk.AllPresent {
+		t.Errorf("check_secrets = %+v %s", chk, text(res))
 	}
 	assertNoValues(t, "the JSON-RPC stream", h.wire.Bytes(), src)
 }
 
 func TestListApps(t *testing.T) {
 	src := testSource()
-	h := start(t, src, Options{DefaultApp: "myapp", DefaultEnv: "dev"})
+	h := start(t, src, Options{})
 	res := h.call(t, "list_apps", nil)
-	if res.IsError {
-		t.Fatal(text(res))
-	}
 	var out appsOut
 	b, _ := json.Marshal(res.StructuredContent)
 	_ = json.Unmarshal(b, &out)
-	if len(out.Apps) != 2 || out.Apps[0].App != "myapp" || !slices.Equal(out.Apps[0].Envs, []string{"dev", "prod"}) || out.DefaultEnv != "dev" {
-		t.Errorf("list_apps = %+v", out)
+	if res.IsError || len(out.Apps) != 2 || out.Apps[0].App != "myapp" || !slices.Equal(out.Apps[0].Envs, []string{"dev", "prod"}) {
+		t.Errorf("list_apps = %+v %s", out, text(res))
+	}
+	res = h.call(t, "list_envs", map[string]any{"app": "other"})
+	var envs envsOut
+	b, _ = json.Marshal(res.StructuredContent)
+	_ = json.Unmarshal(b, &envs)
+	if res.IsError || !slices.Equal(envs.Envs, []string{"staging"}) {
+		t.Errorf("list_envs = %+v %s", envs, text(res))
+	}
+	res = h.call(t, "list_envs", map[string]any{"app": "nope"})
+	if !res.IsError || !strings.Contains(text(res), `no app "nope"`) || !strings.Contains(text(res), "the apps are: myapp, other") {
+		t.Errorf("list_envs of an unknown app: %s", text(res))
 	}
 
-	src.appsErr = withHint(fmt.Errorf("list apps: the agent holds an account key: %w", ErrUnsupported), "ask the user which app and env to use")
-	res = h.call(t, "list_apps", nil)
-	if !res.IsError || !strings.Contains(text(res), "unsupported operation") || !strings.Contains(text(res), `started for app "myapp"`) || !strings.Contains(text(res), "hint: ask the user") {
-		t.Errorf("unsupported: %s", text(res))
+	// Pinned to myapp/dev: only that scope is listed, and no other is served.
+	p := start(t, src, Options{App: "myapp", Env: "dev"})
+	res = p.call(t, "list_apps", nil)
+	b, _ = json.Marshal(res.StructuredContent)
+	out = appsOut{}
+	_ = json.Unmarshal(b, &out)
+	if len(out.Apps) != 1 || !slices.Equal(out.Apps[0].Envs, []string{"dev"}) {
+		t.Errorf("pinned list_apps = %+v", out)
+	}
+	for _, args := range []map[string]any{{"app": "other", "env": "staging"}, {"env": "prod"}} {
+		res = p.call(t, "list_secrets", args)
+		if !res.IsError || !strings.Contains(text(res), "this server is limited to") {
+			t.Errorf("pinned list_secrets %v: %s", args, text(res))
+		}
+	}
+}
+
+func TestSetSecretFromGenerator(t *testing.T) {
+	src := testSource()
+	ro := start(t, src, Options{App: "myapp", Env: "dev"})
+	res := ro.call(t, "set_secret_from_generator", map[string]any{"name": "SESSION_KEY", "kind": "hex", "length": 32})
+	if !res.IsError || !strings.Contains(text(res), "writes are off") || !strings.Contains(text(res), "--allow-writes") {
+		t.Errorf("without --allow-writes: %s", text(res))
+	}
+	h := start(t, src, Options{App: "myapp", AllowWrites: true})
+	res = h.call(t, "set_secret_from_generator", map[string]any{"env": "dev", "name": "SESSION_KEY", "kind": "hex", "length": 32})
+	var out genOut
+	b, _ := json.Marshal(res.StructuredContent)
+	_ = json.Unmarshal(b, &out)
+	if res.IsError || out.Version != 1 || out.Name != "SESSION_KEY" {
+		t.Errorf("create: %+v %s", out, text(res))
+	}
+	res = h.call(t, "set_secret_from_generator", map[string]any{"env": "dev", "name": "SESSION_KEY", "kind": "uuid"})
+	b, _ = json.Marshal(res.StructuredContent)
+	_ = json.Unmarshal(b, &out)
+	if res.IsError || out.Version != 2 {
+		t.Errorf("rotate: %+v %s", out, text(res))
+	}
+	for _, args := range []map[string]any{
+		{"env": "dev", "name": "bad-name", "kind": "hex"},
+		{"env": "dev", "name": "X", "kind": "rot13"},
+		{"app": "other", "env": "dev", "name": "X", "kind": "hex"},
+	} {
+		res, err := h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "set_secret_from_generator", Arguments: args})
+		if err == nil && !res.IsError {
+			t.Errorf("%v succeeded", args)
+		}
+	}
+	if !bytes.Contains(h.log.Bytes(), []byte("tool=set_secret_from_generator")) || !bytes.Contains(h.log.Bytes(), []byte("names=SESSION_KEY")) {
+		t.Errorf("the call was not logged:\n%s", h.log.Bytes())
 	}
 }
 
@@ -361,7 +494,7 @@ func TestRunCommandRedacts(t *testing.T) {
 		t.Skip("python3 not found")
 	}
 	src := testSource()
-	h := start(t, src, Options{DefaultApp: "myapp", DefaultEnv: "dev"})
+	h := start(t, src, Options{App: "myapp", Env: "dev"})
 	py := func(code string) []string {
 		return []string{strings.TrimSpace(string(python)), "-c", "import os, sys, json, base64, urllib.parse\n" + code}
 	}
@@ -383,6 +516,9 @@ func TestRunCommandRedacts(t *testing.T) {
 		{"PEM", []string{"sh", "-c", `printf '%s' "$PRIVATE_KEY"`}, "PRIVATE_KEY"},
 		{"PEM through unquoted echo", []string{"sh", "-c", `echo $PRIVATE_KEY`}, "PRIVATE_KEY"},
 		{"env", []string{"env"}, "DB_PASSWORD"},
+		{"xxd of a long token", []string{"sh", "-c", `printf '%s' "$LONG_TOKEN" | xxd`}, "LONG_TOKEN"},
+		{"od -c of a long token", []string{"sh", "-c", `printf '%s' "$LONG_TOKEN" | od -c`}, "LONG_TOKEN"},
+		{"hexdump -C of a long token", []string{"sh", "-c", `printf '%s' "$LONG_TOKEN" | hexdump -C`}, "LONG_TOKEN"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -396,16 +532,10 @@ func TestRunCommandRedacts(t *testing.T) {
 	}
 	out := h.run(t, map[string]any{"command": []string{"sh", "-c", "exit 0"}})
 	if !slices.Equal(out.Injected, []string{"DATABASE_URL", "DB_PASSWORD", "LONG_TOKEN", "PORT", "PRIVATE_KEY", "TOKEN"}) {
-		t.Errorf("injected = %v (all of the env's by default)", out.Injected)
+		t.Errorf("injected = %v", out.Injected)
 	}
 	if !slices.ContainsFunc(out.Notes, func(n string) bool { return strings.Contains(n, "PORT shorter than 4 bytes") }) {
 		t.Errorf("no note about the short value: %v", out.Notes)
-	}
-	if !slices.ContainsFunc(out.Notes, func(n string) bool { return strings.Contains(n, `not injected: "BINARY", holding a NUL byte`) }) {
-		t.Errorf("no note about the value holding NUL: %v", out.Notes)
-	}
-	if !slices.ContainsFunc(out.Notes, func(n string) bool { return strings.Contains(n, `not injected: "not-a-var"`) }) {
-		t.Errorf("no note about the name that is not a variable: %v", out.Notes)
 	}
 	// The whole stream, as sent: structured content and the JSON text
 	// content (JSON inside JSON) alike.
@@ -418,24 +548,24 @@ func TestRunCommandRedacts(t *testing.T) {
 
 func TestRunCommandSecretsAndEnv(t *testing.T) {
 	src := testSource()
-	h := start(t, src, Options{DefaultApp: "myapp", DefaultEnv: "dev", Env: func() []string {
-		return []string{"PATH=" + os.Getenv("PATH"), "INHERITED=yes", "TOKEN=shadowed"}
+	h := start(t, src, Options{App: "myapp", ChildEnv: func() []string {
+		return []string{"PATH=" + os.Getenv("PATH"), "INHERITED=yes", "TOKEN=shadowed", "DBUS_SESSION_BUS_ADDRESS=unix:abstract=/tmp/x"}
 	}})
-	out := h.run(t, map[string]any{"command": []string{"sh", "-c", `echo "inherited=$INHERITED pw=${DB_PASSWORD:-unset} token=$TOKEN"`}, "secrets": []string{"TOKEN"}})
-	if want := "inherited=yes pw=unset token=[redacted:TOKEN]\n"; out.Stdout != want {
+	out := h.run(t, map[string]any{"env": "dev", "command": []string{"sh", "-c", `echo "inherited=$INHERITED pw=${DB_PASSWORD:-unset} token=$TOKEN bus=${DBUS_SESSION_BUS_ADDRESS:-none}"`}, "secrets": []string{"TOKEN"}})
+	if want := "inherited=yes pw=unset token=[redacted:TOKEN] bus=none\n"; out.Stdout != want {
 		t.Errorf("stdout = %q, want %q", out.Stdout, want)
 	}
 	if !slices.Equal(out.Injected, []string{"TOKEN"}) {
 		t.Errorf("injected = %v", out.Injected)
 	}
 	// Another env, named explicitly.
-	out = h.run(t, map[string]any{"env": "prod", "command": []string{"printenv", "TOKEN"}})
+	out = h.run(t, map[string]any{"env": "prod", "command": []string{"printenv", "TOKEN"}, "secrets": []string{"TOKEN"}})
 	if out.Stdout != "[redacted:TOKEN]\n" || out.Env != "prod" {
 		t.Errorf("prod: %+v", out)
 	}
 	// stdin and cwd.
 	dir := t.TempDir()
-	out = h.run(t, map[string]any{"command": []string{"sh", "-c", "pwd; cat"}, "cwd": dir, "stdin": "hello", "secrets": []string{"DB_PASSWORD"}})
+	out = h.run(t, map[string]any{"env": "dev", "command": []string{"sh", "-c", "pwd; cat"}, "cwd": dir, "stdin": "hello", "secrets": []string{"DB_PASSWORD"}})
 	if want := dir + "\nhello"; out.Stdout != want {
 		t.Errorf("stdout = %q, want %q", out.Stdout, want)
 	}
@@ -443,25 +573,20 @@ func TestRunCommandSecretsAndEnv(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "hi.sh"), []byte("#!/bin/sh\necho hi from $(basename $PWD)\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out = h.run(t, map[string]any{"command": []string{"./hi.sh"}, "cwd": dir, "secrets": []string{"TOKEN"}})
+	out = h.run(t, map[string]any{"env": "dev", "command": []string{"./hi.sh"}, "cwd": dir, "secrets": []string{"TOKEN"}})
 	if want := "hi from " + filepath.Base(dir) + "\n"; out.Stdout != want {
 		t.Errorf("./hi.sh in cwd: stdout = %q, want %q", out.Stdout, want)
 	}
 	// secrets: [] injects none.
-	out = h.run(t, map[string]any{"command": []string{"sh", "-c", `echo "${DB_PASSWORD:-none}"`}, "secrets": []string{}})
+	out = h.run(t, map[string]any{"env": "dev", "command": []string{"sh", "-c", `echo "${DB_PASSWORD:-none}"`}, "secrets": []string{}})
 	if out.Stdout != "none\n" || len(out.Injected) != 0 {
 		t.Errorf("secrets []: %+v", out)
-	}
-	// An env without secrets runs with a note.
-	out = h.run(t, map[string]any{"app": "other", "env": "staging", "command": []string{"true"}})
-	if len(out.Injected) != 0 || !slices.ContainsFunc(out.Notes, func(n string) bool { return strings.Contains(n, "no secrets injected") }) {
-		t.Errorf("empty env: %+v", out)
 	}
 }
 
 func TestRunCommandErrors(t *testing.T) {
 	src := testSource()
-	h := start(t, src, Options{DefaultApp: "myapp", DefaultEnv: "dev", AllowedCommands: []string{"sh", "printenv"}})
+	h := start(t, src, Options{App: "myapp", Env: "dev", AllowCommands: []string{"sh -c *", "printenv*", "sh"}})
 	for _, c := range []struct {
 		name string
 		args map[string]any
@@ -470,27 +595,28 @@ func TestRunCommandErrors(t *testing.T) {
 		{
 			"missing secret",
 			map[string]any{"command": []string{"printenv"}, "secrets": []string{"TOKEN", "NOPE", "ALSO_NOPE"}},
-			[]string{`no secret "NOPE", "ALSO_NOPE" in myapp/dev`, "hint: myapp/dev has: BINARY, DATABASE_URL, DB_PASSWORD"},
+			[]string{`get secrets of myapp/dev: not found: "NOPE"`},
 		},
 		{
 			"not a variable name",
 			map[string]any{"command": []string{"printenv"}, "secrets": []string{"not-a-var"}},
-			[]string{`secret "not-a-var" of myapp/dev is not a valid environment variable name`},
+			[]string{`"not-a-var" not a valid environment variable name`},
 		},
 		{
 			"NUL in a value",
 			map[string]any{"command": []string{"printenv"}, "secrets": []string{"BINARY"}},
 			[]string{`secret "BINARY" of myapp/dev holds a NUL byte`},
 		},
-		{"not allowed", map[string]any{"command": []string{"python3", "-V"}}, []string{`run "python3": not an allowed command (allowed: sh, printenv)`}},
-		{"path with allowlist", map[string]any{"command": []string{"/bin/sh", "-c", "true"}}, []string{"by bare name"}},
-		{"empty command", map[string]any{"command": []string{}}, []string{"minItems"}},
-		{"timeout too long", map[string]any{"command": []string{"sh"}, "timeout_seconds": 601}, []string{"maximum"}},
-		{"bad cwd", map[string]any{"command": []string{"sh"}, "cwd": "/nonexistent/dir"}, []string{`cwd "/nonexistent/dir": no such file or directory`}},
-		{"unknown parameter", map[string]any{"command": []string{"sh"}, "shell": true}, []string{"shell"}},
+		{"not allowed", map[string]any{"command": []string{"python3", "-V"}, "secrets": []string{}}, []string{`run "python3 -V": not an allowed command`, `"sh -c *"`}},
+		{"no secrets argument", map[string]any{"command": []string{"printenv"}}, []string{"secrets"}},
+		{"empty command", map[string]any{"command": []string{}, "secrets": []string{}}, []string{"minItems"}},
+		{"timeout too long", map[string]any{"command": []string{"sh"}, "secrets": []string{}, "timeout_s": 601}, []string{"maximum"}},
+		{"bad cwd", map[string]any{"command": []string{"sh"}, "secrets": []string{}, "cwd": "/nonexistent/dir"}, []string{`cwd "/nonexistent/dir": no such file or directory`}},
+		{"unknown parameter", map[string]any{"command": []string{"sh"}, "secrets": []string{}, "shell": true}, []string{"shell"}},
+		{"other env", map[string]any{"env": "prod", "command": []string{"sh"}, "secrets": []string{}}, []string{"limited to myapp/dev"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			res, err := h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "run_command", Arguments: c.args})
+			res, err := h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "run_with_secrets", Arguments: c.args})
 			msg := ""
 			switch {
 			case err != nil:
@@ -507,13 +633,38 @@ func TestRunCommandErrors(t *testing.T) {
 			}
 		})
 	}
-	// A program that is not there.
-	h2 := start(t, src, Options{DefaultApp: "myapp", DefaultEnv: "dev"})
-	res := h2.call(t, "run_command", map[string]any{"command": []string{"no-such-program-ov"}})
+	// Without --allow-command: any program but shells and interpreters.
+	h2 := start(t, src, Options{App: "myapp", Env: "dev", AllowCommands: []string{}})
+	for _, argv := range [][]string{{"sh", "-c", "printenv TOKEN"}, {"/bin/bash", "-c", "true"}, {"python3.11", "-c", "1"}, {"env", "sh"}} {
+		res := h2.call(t, "run_with_secrets", map[string]any{"command": argv, "secrets": []string{"TOKEN"}})
+		if !res.IsError || !strings.Contains(text(res), "runs other programs from text") || !strings.Contains(text(res), "--allow-command") {
+			t.Errorf("%v: %s", argv, text(res))
+		}
+	}
+	res := h2.call(t, "run_with_secrets", map[string]any{"command": []string{"no-such-program-ov"}, "secrets": []string{}})
 	if !res.IsError || !strings.Contains(text(res), `run "no-such-program-ov": program not found in PATH`) {
 		t.Errorf("missing program: %s", text(res))
 	}
+	out := h2.run(t, map[string]any{"command": []string{"printenv", "TOKEN"}, "secrets": []string{"TOKEN"}})
+	if out.Stdout != "[redacted:TOKEN]\n" {
+		t.Errorf("printenv without --allow-command: %+v", out)
+	}
 	assertNoValues(t, "the JSON-RPC stream", h.wire.Bytes(), src)
+}
+
+func TestGlobMatch(t *testing.T) {
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"npm test", "npm test", true}, {"npm test", "npm test --x", false}, {"npm *", "npm run a/b c", true},
+		{"go test *", "go test ./...", true}, {"go test *", "go build", false}, {"*", "", true}, {"a?c", "abc", true},
+		{"a?c", "ac", false}, {"*x*y", "axbxy", true}, {"*x*y", "axbx", false}, {"sh -c *", "sh -c 'echo hi'", true},
+	} {
+		if got := globMatch(c.p, c.s); got != c.want {
+			t.Errorf("globMatch(%q, %q) = %v", c.p, c.s, got)
+		}
+	}
 }
 
 // A source error is passed through the sanitizer: control characters go
@@ -521,8 +672,8 @@ func TestRunCommandErrors(t *testing.T) {
 func TestSourceErrorSanitized(t *testing.T) {
 	src := testSource()
 	src.getErr = errors.New("get secrets: agent said \x1b[31mno\x1b[0m\r\n" + strings.Repeat("x", 5000))
-	h := start(t, src, Options{DefaultApp: "myapp", DefaultEnv: "dev"})
-	res := h.call(t, "run_command", map[string]any{"command": []string{"true"}})
+	h := start(t, src, Options{App: "myapp", Env: "dev"})
+	res := h.call(t, "run_with_secrets", map[string]any{"command": []string{"true"}, "secrets": []string{"TOKEN"}})
 	msg := text(res)
 	if !res.IsError || strings.ContainsAny(msg, "\x1b\r") || len(msg) > maxErrLen+10 || !strings.HasPrefix(msg, "get secrets: agent said [31mno[0m\n") {
 		t.Errorf("sanitized error = %.100q (len %d)", msg, len(msg))
@@ -536,7 +687,7 @@ func TestSourceErrorSanitized(t *testing.T) {
 
 func TestRunCommandExitCodeAndTruncation(t *testing.T) {
 	src := testSource()
-	h := start(t, src, Options{DefaultApp: "myapp", DefaultEnv: "dev", MaxOutput: 1000})
+	h := start(t, src, Options{App: "myapp", Env: "dev", MaxOutput: 1000})
 	out := h.run(t, map[string]any{"command": []string{"sh", "-c", "echo out; echo err >&2; exit 7"}})
 	if out.ExitCode != 7 || out.Stdout != "out\n" || out.Stderr != "err\n" || out.Signal != "" || out.TimedOut {
 		t.Errorf("exit 7: %+v", out)
@@ -560,36 +711,45 @@ func TestRunCommandExitCodeAndTruncation(t *testing.T) {
 }
 
 func TestRunCommandTimeoutKillsProcessGroup(t *testing.T) {
-	h := start(t, testSource(), Options{DefaultApp: "myapp", DefaultEnv: "dev"})
+	h := start(t, testSource(), Options{App: "myapp", Env: "dev"})
 	start := time.Now()
-	// The grandchild (sleep) would outlive sh if only sh were killed.
-	out := h.run(t, map[string]any{"command": []string{"sh", "-c", "sleep 30 & echo $!; wait"}, "timeout_seconds": 1, "secrets": []string{"TOKEN"}})
+	// The grandchild (sleep) would outlive sh if only sh were killed. The
+	// command runs in its own PID namespace: look for it by its unique
+	// argument among this machine's processes.
+	out := h.run(t, map[string]any{"command": []string{"sh", "-c", "sleep 30.0101 & wait"}, "timeout_s": 1, "secrets": []string{"TOKEN"}})
 	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("took %v", el)
 	}
 	if !out.TimedOut || out.Signal == "" || !slices.ContainsFunc(out.Notes, func(n string) bool { return strings.Contains(n, "timed out after 1s") }) {
 		t.Errorf("timeout: %+v", out)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(out.Stdout))
-	if err != nil {
-		t.Fatalf("stdout %q: %v", out.Stdout, err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("grandchild %d still running after the timeout", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitGone(t, "30.0101")
 	// And a background process left behind by a command that exited.
-	out = h.run(t, map[string]any{"command": []string{"sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $!"}, "secrets": []string{"TOKEN"}})
-	if pid, err = strconv.Atoi(strings.TrimSpace(out.Stdout)); err != nil {
-		t.Fatalf("stdout %q: %v", out.Stdout, err)
-	}
-	deadline = time.Now().Add(5 * time.Second)
-	for alive(pid) {
+	h.run(t, map[string]any{"command": []string{"sh", "-c", "setsid sleep 30.0202 >/dev/null 2>&1 & echo started"}, "secrets": []string{"TOKEN"}})
+	waitGone(t, "30.0202")
+}
+
+// waitGone waits until no process has arg in its command line.
+func waitGone(t *testing.T, arg string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		found := 0
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			b, _ := os.ReadFile(p)
+			if slices.Contains(strings.Split(string(b), "\x00"), arg) {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+				if alive(pid) {
+					found = pid
+				}
+			}
+		}
+		if found == 0 {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("background process %d outlived its command", pid)
+			t.Fatalf("process %d (%s) still running after its command ended", found, arg)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -610,11 +770,11 @@ func alive(pid int) bool {
 }
 
 func TestRunCommandCancelled(t *testing.T) {
-	h := start(t, testSource(), Options{DefaultApp: "myapp", DefaultEnv: "dev"})
+	h := start(t, testSource(), Options{App: "myapp", Env: "dev"})
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := h.cs.CallTool(ctx, &mcp.CallToolParams{Name: "run_command", Arguments: map[string]any{"command": []string{"sleep", "30"}}})
+	_, err := h.cs.CallTool(ctx, &mcp.CallToolParams{Name: "run_with_secrets", Arguments: map[string]any{"command": []string{"sleep", "30"}, "secrets": []string{"TOKEN"}}})
 	if err == nil {
 		t.Fatal("a cancelled call succeeded")
 	}

@@ -6,30 +6,24 @@ import (
 	"context"
 	"errors"
 	"strings"
+
+	"github.com/opaquevault/opaquevault/internal/localapi"
 )
 
-// ErrUnsupported is matched by the error of [Source.Apps] when the source
-// cannot list apps (it is [errors.ErrUnsupported]).
-var ErrUnsupported = errors.ErrUnsupported
-
-// AppEnvs is an app and the environments of it that a source can open.
-type AppEnvs struct {
-	App  string   `json:"app"`
-	Envs []string `json:"envs"`
-}
-
 // Source is where the server gets secrets from: the agent in production
-// ([NewAgentSource]), a fixed map in tests. Errors must not contain values;
-// the server passes them through a sanitizer anyway.
+// ([NewAgentSource]), a fixed map in some tests. Errors must not contain
+// values; the server passes them through a sanitizer anyway.
 type Source interface {
-	// Apps lists the apps and environments the source can open. It may
-	// return an error matching [ErrUnsupported].
-	Apps(ctx context.Context) ([]AppEnvs, error)
-	// List returns the names of the secrets of app/env, never values.
-	List(ctx context.Context, app, env string) ([]string, error)
+	// Scopes lists the (app, env) pairs the source can open.
+	Scopes(ctx context.Context) ([]localapi.Scope, error)
+	// Info returns the names and versions of app/env's secrets, never values.
+	Info(ctx context.Context, app, env string) (*localapi.EnvInfo, error)
 	// Get returns the values of exactly names in app/env, or an error naming
 	// the missing ones. The caller owns the returned slices and wipes them.
 	Get(ctx context.Context, app, env string, names []string) (map[string][]byte, error)
+	// Generate sets app/env's secret g.Name to a value the source makes up
+	// and never returns.
+	Generate(ctx context.Context, app, env string, g *localapi.Generate) (*localapi.Generated, error)
 }
 
 // hinted is an error with advice for the model on what to do about it.
