@@ -114,4 +114,17 @@ var migrations = [][]string{
 		`CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 			BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END`,
 	},
+	// 2: invite codes (their verifiers) for --registration invite.
+	{
+		`CREATE TABLE invites (
+			id         BLOB PRIMARY KEY,
+			verifier   BLOB NOT NULL UNIQUE,
+			note       TEXT NOT NULL,
+			created_at INTEGER NOT NULL,
+			expires_at INTEGER,
+			used_at    INTEGER,
+			used_by    BLOB REFERENCES accounts(id),
+			revoked_at INTEGER
+		)`,
+	},
 }

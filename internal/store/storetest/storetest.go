@@ -45,6 +45,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Machines", testMachines},
 		{"MachineWrapsScoped", testMachineWrapsScoped},
 		{"Audit", testAudit},
+		{"AuditBatch", testAuditBatch},
+		{"EnvHead", testEnvHead},
+		{"Usage", testUsage},
+		{"Invites", testInvites},
+		{"InviteRace", testInviteRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
