@@ -57,7 +57,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 	}
 	rc.target = "app:" + req.AppID
 	a := &store.App{ID: id, AccountID: rc.accountID, Name: req.Name, CreatedAt: s.now()}
-	if err := s.st.CreateApp(r.Context(), a); err != nil {
+	if err := s.withQuota(r.Context(), rc.accountID, quotaCheck{apps: 1}, func() error { return s.st.CreateApp(r.Context(), a) }); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return conflict("create app: name %q or id %s already taken", req.Name, req.AppID)
 		}
@@ -92,7 +92,7 @@ func (s *Server) createEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 	rc.target = "env:" + req.EnvID
 	now := s.now()
 	e := &store.Env{ID: id, AppID: appID, AccountID: rc.accountID, Name: req.Name, Epoch: req.Epoch, WrappedEK: req.WrappedEK, CreatedAt: now}
-	switch err := s.st.CreateEnv(r.Context(), e); {
+	switch err := s.withQuota(r.Context(), rc.accountID, quotaCheck{envs: 1}, func() error { return s.st.CreateEnv(r.Context(), e) }); {
 	case errors.Is(err, store.ErrNotFound):
 		return notFound("create env: app %s not found", hexID(appID))
 	case errors.Is(err, store.ErrExists):
@@ -107,40 +107,57 @@ func (s *Server) createEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 }
 
 func (s *Server) getEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	ctx := r.Context()
 	id, err := parseID("env_id", r.PathValue("env_id"), envelope.IDLen)
 	if err != nil {
 		return err
 	}
 	rc.target = "env:" + hexID(id)
-	opt := store.ReadOptions{Records: store.RecordsFull}
 	m := rc.p.machine
-	if m != nil && !m.AccountWide() {
-		opt.MachineID = m.ID
+	scoped := m != nil && !m.AccountWide()
+	var machineID []byte
+	if scoped {
+		machineID = m.ID
 	}
-	v, err := s.st.ReadEnv(r.Context(), id, opt)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(v.Env.AccountID, rc.accountID) {
+	head, err := s.st.EnvHead(ctx, id, machineID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(head.AccountID, rc.accountID) {
 		return notFound("read env: %s not found", hexID(id))
 	}
 	if err != nil {
 		return err
 	}
-	e := &v.Env
-	out := &api.EnvState{
-		AppID: hexID(e.AppID), AppName: e.AppName, EnvID: hexID(e.ID), EnvName: e.Name, Epoch: e.Epoch, Seq: e.Seq,
-		Manifest: e.Manifest, ManifestSig: e.ManifestSig, Records: make([]api.Record, 0, len(v.Records)), UpdatedAt: e.UpdatedAt,
-	}
-	switch {
-	case m == nil || m.AccountWide():
-		out.WrappedEK = e.WrappedEK
-	case v.MachineWrap != nil:
-		out.MachineWrap = v.MachineWrap
-	default:
+	if scoped && head.MachineWrap == nil {
 		return forbidden("read env: %s is not in this machine key's scope", hexID(id))
 	}
-	for _, rec := range v.Records {
-		out.Records = append(out.Records, api.Record{Blind: rec.Blind, Version: rec.Version, Record: rec.Data})
+	wrap := head.MachineWrap
+	ent := s.envs.get(id)
+	if ent != nil && ent.current(head) {
+		s.metrics.envCache.WithLabelValues("hit").Inc()
+	} else {
+		s.metrics.envCache.WithLabelValues("miss").Inc()
+		// A commit may land between the head and this snapshot: the snapshot then wins, with the
+		// machine wrap of its own epoch.
+		v, err := s.st.ReadEnv(ctx, id, store.ReadOptions{Records: store.RecordsFull, MachineID: machineID})
+		if errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(v.Env.AccountID, rc.accountID) {
+			return notFound("read env: %s not found", hexID(id))
+		}
+		if err != nil {
+			return err
+		}
+		if scoped && v.MachineWrap == nil {
+			return forbidden("read env: %s is not in this machine key's scope", hexID(id))
+		}
+		if ent, err = newEnvEntry(v); err != nil {
+			return err
+		}
+		s.envs.put(id, ent)
+		wrap = v.MachineWrap
 	}
-	writeJSON(w, http.StatusOK, out)
+	if scoped {
+		ent.write(w, "machine_wrap", wrap)
+	} else {
+		ent.write(w, "wrapped_ek", ent.wrappedEK)
+	}
 	return nil
 }
 
@@ -195,6 +212,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 	}
 	// Cheap to check, and it spares the records check below for a stale writer.
 	if env.Seq != req.ExpectedSeq {
+		s.metrics.conflicts.Inc()
 		return conflict("commit: env %s is at seq %d, not %d: read it again", hexID(envID), env.Seq, req.ExpectedSeq)
 	}
 
@@ -218,12 +236,16 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 	if err != nil {
 		return err
 	}
-	err = s.st.CommitEnv(ctx, &store.Commit{
-		EnvID: envID, ExpectedSeq: req.ExpectedSeq, Seq: m.Seq, Manifest: req.Manifest, ManifestSig: req.ManifestSig,
-		Put: put, Delete: del, Rotate: rot, RevokeMachines: revoke, At: s.now(),
+	grow := recordsGrowth(v, put, del, rot != nil)
+	err = s.withQuota(ctx, rc.accountID, grow, func() error {
+		return s.st.CommitEnv(ctx, &store.Commit{
+			EnvID: envID, ExpectedSeq: req.ExpectedSeq, Seq: m.Seq, Manifest: req.Manifest, ManifestSig: req.ManifestSig,
+			Put: put, Delete: del, Rotate: rot, RevokeMachines: revoke, At: s.now(),
+		})
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict):
+		s.metrics.conflicts.Inc()
 		return conflict("commit: env %s changed since seq %d: read it again", hexID(envID), req.ExpectedSeq)
 	case errors.Is(err, store.ErrNotFound):
 		return notFound("commit: env %s or a machine it names no longer exists", hexID(envID))

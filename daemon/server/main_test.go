@@ -97,6 +97,17 @@ func startMain(t *testing.T, args ...string) *running {
 	return nil
 }
 
+// metricsURL is the address of the metrics listener as Main printed it.
+func (r *running) metricsURL(t *testing.T) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(r.stderr.String(), "ov-server: metrics on ")
+	if !ok {
+		t.Fatalf("no metrics line:\n%s", r.stderr.String())
+	}
+	u, _, _ := strings.Cut(rest, "\n")
+	return u
+}
+
 // stop cancels Main's context and returns its exit code (once; later calls return -1).
 func (r *running) stop(t *testing.T) int {
 	r.cancel()
@@ -159,10 +170,11 @@ func (f fakeListener) Addr() net.Addr          { return f.addr }
 
 func TestMainServesAndShutsDownGracefully(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "state", "ov-server.db")
-	r := startMain(t, "--listen", "127.0.0.1:0", "--db", db)
+	r := startMain(t, "--listen", "127.0.0.1:0", "--db", db, "--metrics-listen", "127.0.0.1:0")
 	if !strings.HasPrefix(r.shown, "http://127.0.0.1:") {
 		t.Fatalf("listening line: %q", r.shown)
 	}
+	metricsURL := r.metricsURL(t)
 	h := &harness{t: t}
 	c := func(token string) *api.Client {
 		cl, err := api.NewClient(r.shown, api.ClientOptions{Token: token})
@@ -209,13 +221,13 @@ func TestMainServesAndShutsDownGracefully(t *testing.T) {
 	}()
 	pw.Write(body[:len(body)/2])
 	waitFor(t, "the commit to be in flight", func() bool {
-		resp, err := http.Get(r.shown + "/metrics")
+		resp, err := http.Get(metricsURL)
 		if err != nil {
 			return false
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		return strings.Contains(string(b), "ov_server_in_flight_requests 2")
+		return strings.Contains(string(b), "ov_server_in_flight_requests 1")
 	})
 
 	// SIGTERM's equivalent: cancel Main's context. The listener closes, the commit finishes.
@@ -465,9 +477,17 @@ func TestMainTLS(t *testing.T) {
 		if err := c.Health(bg); err != nil {
 			t.Fatal(err)
 		}
-		old := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}
-		if _, err := (&http.Client{Transport: old}).Get(r.shown + "/healthz"); err == nil {
-			t.Error("TLS 1.1 accepted")
+		if resp.TLS == nil || resp.TLS.Version != tls.VersionTLS13 {
+			t.Errorf("negotiated %v, want TLS 1.3", resp.TLS)
+		}
+		// The attack: a client that offers at most TLS 1.2 (or 1.1) is refused in the handshake.
+		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS11} {
+			old := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS10, MaxVersion: v}}
+			if _, err := (&http.Client{Transport: old}).Get(r.shown + "/healthz"); err == nil {
+				t.Errorf("a client limited to %s was served", tls.VersionName(v))
+			} else if !strings.Contains(err.Error(), "protocol version") {
+				t.Errorf("%s client: %v, want a protocol version alert", tls.VersionName(v), err)
+			}
 		}
 	}
 	t.Run("flags", func(t *testing.T) {
