@@ -189,7 +189,6 @@ func (s *Server) checkRegistration(invite string) error {
 	return nil
 }
 
-
 // recordsGrowth is how a commit changes the account's records and record bytes (for the
 // secrets and bytes quotas): puts replace stored records of the same blind id, deletes remove.
 func recordsGrowth(v *store.EnvView, put []store.Record, del [][]byte, rotate bool) quotaCheck {
