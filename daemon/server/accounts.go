@@ -100,7 +100,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, rc *reqCtx) er
 	if s.registration == RegistrationInvite {
 		err2 = s.st.CreateAccountInvited(r.Context(), a, d, InviteVerifier(req.Invite))
 		if errors.Is(err2, store.ErrNotFound) {
-			return errorf(http.StatusForbidden, api.CodeInviteInvalid, "register: the invite code is unknown, already used, revoked or expired")
+			return errorf(http.StatusForbidden, api.CodeInviteInvalid, "the invite code is unknown, already used, revoked or expired")
 		}
 	} else {
 		err2 = s.st.CreateAccount(r.Context(), a, d)

@@ -60,7 +60,7 @@ func (q Quotas) any() bool { return q != (Quotas{}) }
 // code quota_exceeded and a message that names the quota and its flag.
 func (s *Server) quotaError(what, flag string, limit int64) *apiError {
 	s.metrics.quota.WithLabelValues(what).Inc()
-	return errorf(http.StatusForbidden, api.CodeQuotaExceeded, "quota exceeded: this server allows at most %d %s per account (ov-server %s)", limit, what, flag)
+	return errorf(http.StatusForbidden, api.CodeQuotaExceeded, "quota exceeded: %s: at most %d per account on this server (ov-server %s)", what, limit, flag)
 }
 
 // accountLocks serializes the quota-checked writes of one account on this instance, so that
@@ -167,10 +167,10 @@ func InviteVerifier(code string) []byte {
 func checkInviteCode(code string) error {
 	rest, ok := strings.CutPrefix(code, invitePrefix)
 	if !ok {
-		return errorf(http.StatusForbidden, api.CodeInviteInvalid, "register: the invite code is not an ov-server invite (ovi_...)")
+		return errorf(http.StatusForbidden, api.CodeInviteInvalid, "the invite code is not an ov-server invite (ovi_...)")
 	}
 	if b, err := base64.RawURLEncoding.DecodeString(rest); err != nil || len(b) != 32 {
-		return errorf(http.StatusForbidden, api.CodeInviteInvalid, "register: the invite code is malformed")
+		return errorf(http.StatusForbidden, api.CodeInviteInvalid, "the invite code is malformed")
 	}
 	return nil
 }
