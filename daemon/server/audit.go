@@ -16,13 +16,18 @@ import (
 // appends them in one transaction, so a flood of reads costs one fsync per batch instead of one
 // per request; batches grow by themselves while the previous one is being written.
 //
+// A batch of read entries only is held up to auditLinger for more to join it; an entry that a
+// client waits for (a write's) is written at once, with whatever is queued.
+//
 // What a crash can lose: entries of reads (and of refused requests) are answered before they are
-// written, so a crash loses those still queued, at most auditQueue entries, which at the rates
-// the server sustains is the last few tens of milliseconds. Entries of writes (account, app, env,
-// machine and device changes, logins) are durable before the client gets its answer, as before.
+// written, so a crash loses those not yet written: at most the last auditLinger plus one batch
+// write (a few tens of milliseconds), and never more than auditQueue entries. Entries of writes
+// (account, app, env, machine and device changes, logins) are durable before the client gets its
+// answer, as before.
 const (
 	auditQueue    = 4096
 	auditMaxBatch = 512
+	auditLinger   = 10 * time.Millisecond
 )
 
 type auditItem struct {
@@ -88,15 +93,31 @@ func (a *auditor) loop() {
 			a.write(batch)
 			return
 		}
+		waited := batch[0].done != nil
+		linger := time.NewTimer(auditLinger)
 	fill:
 		for len(batch) < auditMaxBatch {
+			if waited {
+				// Someone waits: take what is queued now, and go.
+				select {
+				case it := <-a.q:
+					batch = append(batch, it)
+					continue
+				default:
+					break fill
+				}
+			}
 			select {
 			case it := <-a.q:
 				batch = append(batch, it)
-			default:
+				waited = it.done != nil
+			case <-linger.C:
+				break fill
+			case <-a.stop:
 				break fill
 			}
 		}
+		linger.Stop()
 		a.write(batch)
 	}
 }

@@ -107,27 +107,30 @@ func newEnvEntry(v *store.EnvView) (*envEntry, error) {
 	}, nil
 }
 
+// bodyPool holds response buffers, so that an answer is assembled and written in one piece.
+var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
+
 // write answers with the cached body and the given wrap field ("wrapped_ek" or "machine_wrap").
 func (e *envEntry) write(w http.ResponseWriter, field string, wrap []byte) {
-	n := len(e.head) + len(e.tail) + 1
-	var wb []byte
+	bp := bodyPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, e.head...)
 	if wrap != nil {
-		wb = make([]byte, 0, len(field)+6+base64.StdEncoding.EncodedLen(len(wrap)))
-		wb = append(wb, `,"`...)
-		wb = append(wb, field...)
-		wb = append(wb, `":"`...)
-		wb = base64.StdEncoding.AppendEncode(wb, wrap)
-		wb = append(wb, '"')
-		n += len(wb)
+		b = append(b, `,"`...)
+		b = append(b, field...)
+		b = append(b, `":"`...)
+		b = base64.StdEncoding.AppendEncode(b, wrap)
+		b = append(b, '"')
 	}
+	b = append(b, e.tail...)
+	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(n))
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
-	w.Write(e.head)
-	if wb != nil {
-		w.Write(wb)
+	w.Write(b)
+	if cap(b) <= 1<<20 {
+		*bp = b
+		bodyPool.Put(bp)
 	}
-	w.Write(e.tail)
-	w.Write([]byte{'\n'})
 }

@@ -116,10 +116,16 @@ func (s *Server) getEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 	m := rc.p.machine
 	scoped := m != nil && !m.AccountWide()
 	var machineID []byte
-	if scoped {
+	if m != nil {
 		machineID = m.ID
 	}
-	head, err := s.st.EnvHead(ctx, id, machineID)
+	head, err := s.st.EnvHead(ctx, id, machineID, rc.liveVerifier)
+	if rc.liveVerifier != nil && (err == nil && !head.MachineLive || errors.Is(err, store.ErrNotFound) && !s.machineExists(ctx, m)) {
+		// The machine came from the cache and was deleted (revoked) since.
+		s.machines.drop(m.ID)
+		rc.p, rc.claimed = nil, "machine:"+hexID(m.ID)
+		return unauthorized(machineUnknown)
+	}
 	if errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(head.AccountID, rc.accountID) {
 		return notFound("read env: %s not found", hexID(id))
 	}
@@ -137,7 +143,11 @@ func (s *Server) getEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		s.metrics.envCache.WithLabelValues("miss").Inc()
 		// A commit may land between the head and this snapshot: the snapshot then wins, with the
 		// machine wrap of its own epoch.
-		v, err := s.st.ReadEnv(ctx, id, store.ReadOptions{Records: store.RecordsFull, MachineID: machineID})
+		opt := store.ReadOptions{Records: store.RecordsFull}
+		if scoped {
+			opt.MachineID = m.ID
+		}
+		v, err := s.st.ReadEnv(ctx, id, opt)
 		if errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(v.Env.AccountID, rc.accountID) {
 			return notFound("read env: %s not found", hexID(id))
 		}
@@ -159,6 +169,12 @@ func (s *Server) getEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		ent.write(w, "wrapped_ek", ent.wrappedEK)
 	}
 	return nil
+}
+
+// machineExists reads whether m (id and verifier) is still stored.
+func (s *Server) machineExists(ctx context.Context, m *store.Machine) bool {
+	cur, err := s.st.Machine(ctx, m.ID)
+	return err == nil && bytes.Equal(cur.Verifier, m.Verifier)
 }
 
 // commit checks a Commit against the environment and its signed manifest, then applies it with a

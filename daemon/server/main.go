@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -45,6 +46,7 @@ type options struct {
 	noSignup        bool
 	registration    string
 	metricsListen   string
+	cpuProfile      string
 	quotas          Quotas
 	overload        Overload
 	limits          Limits
@@ -83,6 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, erro
 	fs.StringVar(&o.registration, "registration", "", "who may create accounts: open, invite (codes from `ov-server invite create`) or closed\n(default: open when every listener is loopback or a unix socket, else invite)")
 	fs.BoolVar(&o.noSignup, "disable-registration", false, "the same as --registration closed")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this host:port or unix:/path (default: off; never on the API listener)")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a Go CPU profile of the whole run to this file (for benchmarks; `go tool pprof`)")
 	fs.IntVar(&o.quotas.Apps, "quota-apps", o.quotas.Apps, "most apps per account (0: no limit)")
 	fs.IntVar(&o.quotas.Envs, "quota-envs", o.quotas.Envs, "most environments per account (0: no limit)")
 	fs.IntVar(&o.quotas.Secrets, "quota-secrets", o.quotas.Secrets, "most secrets per account, all environments together (0: no limit)")
@@ -172,6 +175,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	logger := newLogger(stderr, level)
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "ov-server: error: %v\n", err)
+			return exitFailure
+		}
+		defer stop()
+	}
 	if err := run(ctx, o, logger, stderr); err != nil {
 		fmt.Fprintf(stderr, "ov-server: error: %v\n", err)
 		var ue *usageError
@@ -537,4 +548,20 @@ func metricsMux(s *Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.MetricsHandler())
 	return mux
+}
+
+// startCPUProfile writes a CPU profile to a new 0600 file until the returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

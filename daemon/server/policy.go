@@ -110,11 +110,19 @@ type quotaCheck struct {
 	bytes   int64
 }
 
+// grows reports whether c adds to something q bounds.
+func (c quotaCheck) grows(q Quotas) bool {
+	return q.Apps > 0 && c.apps > 0 || q.Envs > 0 && c.envs > 0 || q.Machines > 0 && c.machines > 0 ||
+		q.Devices > 0 && c.devices > 0 || q.Secrets > 0 && c.secrets > 0 || q.Bytes > 0 && c.bytes > 0
+}
+
 // withQuota runs write while holding the account's quota lock, after checking that the account
 // can take add. Without quotas it just runs write.
 func (s *Server) withQuota(ctx context.Context, accountID []byte, add quotaCheck, write func() error) error {
 	q := s.quotas
-	if !q.any() {
+	if !q.any() || !add.grows(q) {
+		// Nothing that a quota bounds grows (a commit that replaces a secret by one of the same
+		// size, or that deletes): no need to count.
 		return write()
 	}
 	unlock := s.quotaLocks.lock(accountID)

@@ -93,6 +93,7 @@ type Server struct {
 	now          func() time.Time
 	secret       []byte // server secret, for made-up login parameters
 	envs         envCache
+	machines     machineCache
 	auditor      *auditor
 	shed         *shedder
 
@@ -168,6 +169,9 @@ type reqCtx struct {
 	claimed   string     // the actor when no principal authenticated: a refused genuine credential, or the device being enrolled
 	target    string
 	account   *store.Account // loaded on demand
+	// liveVerifier is set when the machine came from the cache: the handler must check in the
+	// database that a machine with this verifier still exists.
+	liveVerifier []byte
 }
 
 func (s *Server) routes() {

@@ -40,4 +40,7 @@ type EnvHead struct {
 	UpdatedAt   time.Time
 	// MachineWrap is the wrap of the current epoch's key for the machine asked for; nil if none.
 	MachineWrap []byte
+	// MachineLive tells whether a machine with the id and verifier asked for exists (it was not
+	// deleted), in the same snapshot as the rest.
+	MachineLive bool
 }

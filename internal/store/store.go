@@ -312,9 +312,10 @@ type Store interface {
 	// their IDs.
 	AppendAuditBatch(ctx context.Context, es []*AuditEntry) error
 
-	// EnvHead returns the head of an environment in one statement, with machineID's wrap of its
-	// current epoch when machineID is not nil. Errors wrap ErrNotFound.
-	EnvHead(ctx context.Context, envID, machineID []byte) (*EnvHead, error)
+	// EnvHead returns the head of an environment in one statement; when machineID is not nil,
+	// also that machine's wrap of the current epoch and whether a machine with that id and
+	// verifier exists. Errors wrap ErrNotFound.
+	EnvHead(ctx context.Context, envID, machineID, machineVerifier []byte) (*EnvHead, error)
 	// Usage counts what an account holds.
 	Usage(ctx context.Context, accountID []byte) (*Usage, error)
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/opaquevault/opaquevault/internal/store"
@@ -55,18 +56,50 @@ func (db *DB) AppendAuditBatch(ctx context.Context, es []*store.AuditEntry) erro
 }
 
 // EnvHead implements [store.Store].
-func (db *DB) EnvHead(ctx context.Context, envID, machineID []byte) (*store.EnvHead, error) {
+func (db *DB) EnvHead(ctx context.Context, envID, machineID, machineVerifier []byte) (*store.EnvHead, error) {
 	var h store.EnvHead
 	var updated int64
-	err := db.r.QueryRowContext(ctx, `SELECT a.account_id, e.seq, e.epoch, e.manifest_sig, e.updated_at,
-		(SELECT w.wrap FROM machine_wraps w WHERE w.machine_id = ? AND w.env_id = e.id AND w.epoch = e.epoch)
-		FROM envs e JOIN apps a ON a.id = e.app_id WHERE e.id = ?`, machineID, envID).
-		Scan(&h.AccountID, &h.Seq, &h.Epoch, &h.ManifestSig, &updated, &h.MachineWrap)
+	err := prepared(ctx, db.r, `SELECT a.account_id, e.seq, e.epoch, e.manifest_sig, e.updated_at,
+		(SELECT w.wrap FROM machine_wraps w WHERE w.machine_id = ?1 AND w.env_id = e.id AND w.epoch = e.epoch),
+		EXISTS (SELECT 1 FROM machines m WHERE m.id = ?1 AND m.verifier = ?2)
+		FROM envs e JOIN apps a ON a.id = e.app_id WHERE e.id = ?3`, machineID, machineVerifier, envID).
+		Scan(&h.AccountID, &h.Seq, &h.Epoch, &h.ManifestSig, &updated, &h.MachineWrap, &h.MachineLive)
 	if err != nil {
 		return nil, sqlErr("read env head", err)
 	}
 	h.UpdatedAt = fromMicro(updated)
 	return &h, nil
+}
+
+// extStmts holds the prepared statements of this file's hot queries, by pool and query text.
+// database/sql prepares a statement once per connection and reuses it; without this, SQLite parses
+// and plans the query again on every call. (To fold into the package's statement cache.)
+var extStmts sync.Map // stmtKey → *sql.Stmt
+
+type stmtKey struct {
+	db *sql.DB
+	q  string
+}
+
+type scanner interface{ Scan(...any) error }
+
+type errScanner struct{ err error }
+
+func (e errScanner) Scan(...any) error { return e.err }
+
+func prepared(ctx context.Context, db *sql.DB, q string, args ...any) scanner {
+	k := stmtKey{db, q}
+	st, ok := extStmts.Load(k)
+	if !ok {
+		s, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			return errScanner{err}
+		}
+		if st, ok = extStmts.LoadOrStore(k, s); ok {
+			s.Close()
+		}
+	}
+	return st.(*sql.Stmt).QueryRowContext(ctx, args...)
 }
 
 // Usage implements [store.Store].

@@ -39,11 +39,11 @@ func testEnvHead(t *testing.T, s store.Store) {
 	a, _ := mkAccount(t, s)
 	app := mkApp(t, s, a.ID, "web")
 	e := mkEnv(t, s, app, "prod")
-	_, err := s.EnvHead(ctx, rnd(16), nil)
+	_, err := s.EnvHead(ctx, rnd(16), nil, nil)
 	wantErr(t, err, store.ErrNotFound, "head of a missing env")
-	h, err := s.EnvHead(ctx, e.ID, nil)
+	h, err := s.EnvHead(ctx, e.ID, nil, nil)
 	must(t, err, "head")
-	if !bytes.Equal(h.AccountID, a.ID) || h.Seq != 0 || h.Epoch != 1 || h.MachineWrap != nil {
+	if !bytes.Equal(h.AccountID, a.ID) || h.Seq != 0 || h.Epoch != 1 || h.MachineWrap != nil || h.MachineLive {
 		t.Fatalf("fresh head: %+v", h)
 	}
 	m := mkMachine(a.ID, false)
@@ -52,23 +52,35 @@ func testEnvHead(t *testing.T, s store.Store) {
 	sig := rnd(64)
 	must(t, s.CommitEnv(ctx, &store.Commit{EnvID: e.ID, ExpectedSeq: 0, Seq: 1, Manifest: rnd(50), ManifestSig: sig,
 		Put: []store.Record{rec(rnd(16), 1, 40)}, At: now.Add(time.Second)}), "commit")
-	h, err = s.EnvHead(ctx, e.ID, m.ID)
+	h, err = s.EnvHead(ctx, e.ID, m.ID, m.Verifier)
 	must(t, err, "head after commit")
-	if h.Seq != 1 || !bytes.Equal(h.ManifestSig, sig) || !bytes.Equal(h.MachineWrap, wrap) || !h.UpdatedAt.Equal(now.Add(time.Second)) {
+	if h.Seq != 1 || !bytes.Equal(h.ManifestSig, sig) || !bytes.Equal(h.MachineWrap, wrap) || !h.UpdatedAt.Equal(now.Add(time.Second)) || !h.MachineLive {
 		t.Fatalf("head after commit: %+v", h)
 	}
+	// A wrong verifier is not live (the wrap is still told: the caller must check MachineLive).
+	h, err = s.EnvHead(ctx, e.ID, m.ID, rnd(32))
+	must(t, err, "head with a wrong verifier")
+	if h.MachineLive {
+		t.Fatal("head says a machine with a wrong verifier is live")
+	}
 	// Another machine, or a wrap of an old epoch, gives no wrap.
-	h, err = s.EnvHead(ctx, e.ID, rnd(16))
+	h, err = s.EnvHead(ctx, e.ID, rnd(16), rnd(32))
 	must(t, err, "head for another machine")
-	if h.MachineWrap != nil {
+	if h.MachineWrap != nil || h.MachineLive {
 		t.Fatal("head gave a wrap to a machine that has none")
 	}
 	must(t, s.CommitEnv(ctx, &store.Commit{EnvID: e.ID, ExpectedSeq: 1, Seq: 2, Manifest: rnd(50), ManifestSig: rnd(64),
 		Rotate: &store.Rotation{Epoch: 2, WrappedEK: rnd(74)}, At: now}), "rotate")
-	h, err = s.EnvHead(ctx, e.ID, m.ID)
+	h, err = s.EnvHead(ctx, e.ID, m.ID, m.Verifier)
 	must(t, err, "head after rotation")
-	if h.Epoch != 2 || h.MachineWrap != nil {
+	if h.Epoch != 2 || h.MachineWrap != nil || !h.MachineLive {
 		t.Fatalf("after a rotation without a wrap for the machine: %+v", h)
+	}
+	must(t, s.DeleteMachine(ctx, a.ID, m.ID), "delete machine")
+	h, err = s.EnvHead(ctx, e.ID, m.ID, m.Verifier)
+	must(t, err, "head after the machine's deletion")
+	if h.MachineLive {
+		t.Fatal("a deleted machine is live")
 	}
 }
 
