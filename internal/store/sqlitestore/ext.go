@@ -183,7 +183,8 @@ func (db *DB) CreateAccountInvited(ctx context.Context, a *store.Account, first 
 		return fmt.Errorf("%s: invite unknown, used, revoked or expired: %w", op, store.ErrNotFound)
 	}
 	if first != nil {
-		if err := insertDevice(ctx, tx, first, a.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			first.KeyID, a.ID, first.Verifier, first.Name, micro(first.CreatedAt), nullMicro(first.LastUsedAt), nullMicro(first.RevokedAt)); err != nil {
 			return sqlErr(op, err)
 		}
 	}
