@@ -130,13 +130,22 @@ func (s *Server) machineCredential(r *http.Request, rc *reqCtx, tok []byte) (*pr
 	}
 	verifier := envelope.MachineVerifier(&auth)
 	clear(auth[:])
-	// An environment read checks that the machine still exists in the same statement that reads
-	// the environment's head (getEnv), so it can take the machine's fields from this instance's
-	// cache: they never change while the machine exists. Every other route reads the machine.
+	// A machine's fields never change while it exists, so they come from this instance's cache once
+	// the database says that the machine (id and verifier) still exists: in the same statement
+	// that reads the environment's head for an environment read (getEnv), else with MachineLive.
 	m := s.machines.get(id[:])
-	if m != nil && r.Pattern == envReadPattern && envelope.VerifierMatches(verifier, m.Verifier) {
+	cached := m != nil && envelope.VerifierMatches(verifier, m.Verifier)
+	live := false
+	if cached && r.Pattern != envReadPattern {
+		if live, err = s.st.MachineLive(ctx, m.ID, m.Verifier); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case cached && r.Pattern == envReadPattern:
 		rc.liveVerifier = m.Verifier
-	} else {
+	case cached && live:
+	default:
 		m, err = s.st.Machine(ctx, id[:])
 		if errors.Is(err, store.ErrNotFound) {
 			s.machines.drop(id[:])

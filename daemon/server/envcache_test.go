@@ -93,6 +93,48 @@ func TestEnvCacheAcrossInstances(t *testing.T) {
 	}
 	_, err = c2.Env(bg, id)
 	wantAPIError(t, err, 401, api.CodeUnauthorized)
+	_, err = c2.MachineSelf(bg)
+	wantAPIError(t, err, 401, api.CodeUnauthorized)
+}
+
+// TestMachineCacheRevocation: an account-wide machine, cached by a second instance on its grant
+// and its reads, is refused there as soon as it is revoked through the first.
+func TestMachineCacheRevocation(t *testing.T) {
+	h := newHarness(t, noRateLimits())
+	other, err := New(bg, Config{Store: h.db, Limits: noRateLimits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts2 := newTestServer(t, other)
+	u := h.register("a@example.com")
+	e := u.newEnv(u.newApp("web"), "web", "prod")
+	u.putN(e, 2, 100)
+	m := u.newMachine(nil, 0) // account-wide
+	c2, _ := api.NewClient(ts2.URL, api.ClientOptions{Token: m.token})
+	id := hex.EncodeToString(e.envID)
+	for range 3 {
+		if _, err := c2.MachineSelf(bg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c2.Env(bg, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A wrong secret with the machine's id is refused although the id is cached.
+	var other32 [32]byte
+	copy(other32[:], rnd(32))
+	cb, _ := api.NewClient(ts2.URL, api.ClientOptions{Token: string(envelope.FormatMachineToken(m.id, &other32))})
+	_, err = cb.Env(bg, id)
+	wantAPIError(t, err, 401, api.CodeUnauthorized)
+	_, err = cb.MachineSelf(bg)
+	wantAPIError(t, err, 401, api.CodeUnauthorized)
+	if err := u.c.RevokeMachine(bg, hex.EncodeToString(m.id[:])); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c2.Env(bg, id)
+	wantAPIError(t, err, 401, api.CodeUnauthorized)
+	_, err = c2.MachineSelf(bg)
+	wantAPIError(t, err, 401, api.CodeUnauthorized)
 }
 
 // TestAuditBatched: reads are audited without a write each, and every entry is in the database

@@ -316,6 +316,8 @@ type Store interface {
 	// also that machine's wrap of the current epoch and whether a machine with that id and
 	// verifier exists. Errors wrap ErrNotFound.
 	EnvHead(ctx context.Context, envID, machineID, machineVerifier []byte) (*EnvHead, error)
+	// MachineLive reports whether a machine with this id and verifier exists (was not deleted).
+	MachineLive(ctx context.Context, id, verifier []byte) (bool, error)
 	// Usage counts what an account holds.
 	Usage(ctx context.Context, accountID []byte) (*Usage, error)
 

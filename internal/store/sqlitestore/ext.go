@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +16,11 @@ import (
 // SQLDBs returns the database handles by role, for the server's connection-pool metrics.
 func (db *DB) SQLDBs() map[string]*sql.DB { return map[string]*sql.DB{"writer": db.w, "reader": db.r} }
 
-// AppendAuditBatch implements [store.Store].
+// auditChunk is how many entries one INSERT statement appends.
+const auditChunk = 64
+
+// AppendAuditBatch implements [store.Store]: multi-row INSERTs in one transaction. The writer is
+// the only one, so the rows of one statement get consecutive ids ending at its last insert id.
 func (db *DB) AppendAuditBatch(ctx context.Context, es []*store.AuditEntry) error {
 	const op = "append audit batch"
 	if len(es) == 0 {
@@ -26,24 +31,28 @@ func (db *DB) AppendAuditBatch(ctx context.Context, es []*store.AuditEntry) erro
 		return sqlErr(op, err)
 	}
 	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `INSERT INTO audit (account_id, at, actor, action, target, remote_addr, result)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return sqlErr(op, err)
-	}
-	defer st.Close()
 	ids := make([]int64, len(es))
-	for i, e := range es {
-		var acct any
-		if len(e.AccountID) > 0 {
-			acct = e.AccountID
+	args := make([]any, 0, 7*auditChunk)
+	for start := 0; start < len(es); start += auditChunk {
+		chunk := es[start:min(start+auditChunk, len(es))]
+		args = args[:0]
+		for _, e := range chunk {
+			var acct any
+			if len(e.AccountID) > 0 {
+				acct = e.AccountID
+			}
+			args = append(args, acct, micro(e.Time), e.Actor, e.Action, e.Target, e.RemoteAddr, e.Result)
 		}
-		res, err := st.ExecContext(ctx, acct, micro(e.Time), e.Actor, e.Action, e.Target, e.RemoteAddr, e.Result)
+		res, err := tx.ExecContext(ctx, auditInsert(len(chunk)), args...)
 		if err != nil {
 			return sqlErr(op, err)
 		}
-		if ids[i], err = res.LastInsertId(); err != nil {
+		last, err := res.LastInsertId()
+		if err != nil {
 			return sqlErr(op, err)
+		}
+		for i := range chunk {
+			ids[start+i] = last - int64(len(chunk)-1-i)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -53,6 +62,26 @@ func (db *DB) AppendAuditBatch(ctx context.Context, es []*store.AuditEntry) erro
 		e.ID = ids[i]
 	}
 	return nil
+}
+
+var auditInserts [auditChunk + 1]string
+
+func init() {
+	for n := 1; n <= auditChunk; n++ {
+		q := `INSERT INTO audit (account_id, at, actor, action, target, remote_addr, result) VALUES (?, ?, ?, ?, ?, ?, ?)`
+		auditInserts[n] = q + strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1)
+	}
+}
+
+func auditInsert(n int) string { return auditInserts[n] }
+
+// MachineLive implements [store.Store].
+func (db *DB) MachineLive(ctx context.Context, id, verifier []byte) (bool, error) {
+	var live bool
+	if err := prepared(ctx, db.r, `SELECT EXISTS (SELECT 1 FROM machines WHERE id = ? AND verifier = ?)`, id, verifier).Scan(&live); err != nil {
+		return false, sqlErr("check machine", err)
+	}
+	return live, nil
 }
 
 // EnvHead implements [store.Store].

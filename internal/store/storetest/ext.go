@@ -17,9 +17,9 @@ func testAuditBatch(t *testing.T, s store.Store) {
 	a, _ := mkAccount(t, s)
 	must(t, s.AppendAuditBatch(ctx, nil), "append empty batch")
 	var batch []*store.AuditEntry
-	for i := range 20 {
+	for i := range 150 { // more than one INSERT statement
 		batch = append(batch, &store.AuditEntry{AccountID: a.ID, Time: now.Add(time.Duration(i) * time.Millisecond), Actor: "machine:00",
-			Action: "env.read", Target: fmt.Sprintf("env:%02d", i), RemoteAddr: "127.0.0.1", Result: "ok"})
+			Action: "env.read", Target: fmt.Sprintf("env:%03d", i), RemoteAddr: "127.0.0.1", Result: "ok"})
 	}
 	batch = append(batch, &store.AuditEntry{Time: now, Actor: "anonymous", Action: "auth", Result: "unauthorized"})
 	must(t, s.AppendAuditBatch(ctx, batch), "append batch")
@@ -30,8 +30,21 @@ func testAuditBatch(t *testing.T, s store.Store) {
 	}
 	list, err := s.Audit(ctx, a.ID, 100)
 	must(t, err, "list audit")
-	if len(list) != 20 || list[0].Target != "env:19" || list[19].Target != "env:00" || list[0].ID != batch[19].ID {
-		t.Fatalf("after a batch of 20: %d entries, newest %+v", len(list), list[0])
+	if len(list) != 100 || list[0].ID != batch[149].ID {
+		t.Fatalf("after a batch of 150: %d entries, newest %+v", len(list), list[0])
+	}
+	all, err := s.Audit(ctx, a.ID, 1000)
+	must(t, err, "list audit")
+	for i, e := range all {
+		b := batch[149-i]
+		if e.ID != b.ID || e.Action != b.Action || e.Target != b.Target || !e.Time.Equal(b.Time) || e.Actor != b.Actor {
+			t.Fatalf("entry %d: %+v, want %+v", i, e, *b)
+		}
+	}
+	live, err := s.MachineLive(ctx, rnd(16), rnd(32))
+	must(t, err, "machine live")
+	if live {
+		t.Fatal("an unknown machine is live")
 	}
 }
 
@@ -76,7 +89,16 @@ func testEnvHead(t *testing.T, s store.Store) {
 	if h.Epoch != 2 || h.MachineWrap != nil || !h.MachineLive {
 		t.Fatalf("after a rotation without a wrap for the machine: %+v", h)
 	}
+	if live, err := s.MachineLive(ctx, m.ID, m.Verifier); err != nil || !live {
+		t.Fatalf("machine live: %v %v", live, err)
+	}
+	if live, _ := s.MachineLive(ctx, m.ID, rnd(32)); live {
+		t.Fatal("a wrong verifier is live")
+	}
 	must(t, s.DeleteMachine(ctx, a.ID, m.ID), "delete machine")
+	if live, _ := s.MachineLive(ctx, m.ID, m.Verifier); live {
+		t.Fatal("a deleted machine is live")
+	}
 	h, err = s.EnvHead(ctx, e.ID, m.ID, m.Verifier)
 	must(t, err, "head after the machine's deletion")
 	if h.MachineLive {
