@@ -137,7 +137,7 @@ func (s *Server) machineCredential(r *http.Request, rc *reqCtx, tok []byte) (*pr
 	cached := m != nil && envelope.VerifierMatches(verifier, m.Verifier)
 	live := false
 	if cached && r.Pattern != envReadPattern {
-		if live, err = s.st.MachineLive(ctx, m.ID, m.Verifier); err != nil {
+		if live, err = s.st.MachineLive(pointCtx(ctx), m.ID, m.Verifier); err != nil {
 			return nil, err
 		}
 	}
