@@ -18,6 +18,7 @@ import (
 // stats are what one phase measured, client side.
 type stats struct {
 	ok, errs, shed int64
+	notSent        int64 // open loop: arrivals the load generator could not start (too many open)
 	elapsed        time.Duration
 	lat            []time.Duration // of successful requests
 	firstErr       error
@@ -104,6 +105,7 @@ func newHTTPClient(conns int) *http.Client {
 	tr.Proxy = nil
 	tr.MaxIdleConns = conns * 4
 	tr.MaxIdleConnsPerHost = conns * 2
+	tr.MaxConnsPerHost = conns * 2
 	tr.DisableCompression = true
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
@@ -141,7 +143,7 @@ func openLoop(rate float64, dur time.Duration, maxOpen int, step func(ctx contex
 	var open atomic.Int64
 	start := time.Now()
 	every := time.Duration(float64(time.Second) / rate)
-	lost := &worker{}
+	var notSent int64
 	for n := 0; ; n++ {
 		at := start.Add(time.Duration(n) * every)
 		if d := time.Until(at); d > 0 {
@@ -155,7 +157,7 @@ func openLoop(rate float64, dur time.Duration, maxOpen int, step func(ctx contex
 		}
 		if open.Add(1) > int64(maxOpen) {
 			open.Add(-1)
-			lost.done(time.Now(), 0, errors.New("too many requests open in the load generator"))
+			notSent++
 			continue
 		}
 		wg.Add(1)
@@ -170,7 +172,7 @@ func openLoop(rate float64, dur time.Duration, maxOpen int, step func(ctx contex
 	}
 	rec.all.elapsed = time.Since(start)
 	wg.Wait()
-	rec.merge(lost)
+	rec.all.notSent = notSent
 	return &rec.all
 }
 

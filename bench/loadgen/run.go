@@ -67,7 +67,7 @@ func run(args []string) int {
 	fs.IntVar(&c.recordSize, "record-size", 120, "bytes of one sealed secret")
 	fs.StringVar(&phases, "phases", "replay,mix,mix2,overload", "phases to run, comma-separated")
 	fs.StringVar(&c.profileDir, "cpu-profile-dir", "", "write ov-server's CPU profile of each phase to DIR/PHASE.pprof")
-	fs.IntVar(&c.rounds, "rounds", 3, "replay: alternating rounds of the trivial server and ov-server")
+	fs.IntVar(&c.rounds, "rounds", 5, "replay: alternating rounds of the trivial server and ov-server")
 	fs.Float64Var(&c.factor, "overload-factor", 4, "overload: offered load as a multiple of the mix throughput")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -357,7 +357,7 @@ func (b *bench) overload(capacity float64) error {
 	defer stopAll(ps)
 	url := ps[0].url
 	offered := capacity * b.cfg.factor
-	hc := newHTTPClient(256)
+	hc := newHTTPClient(512) // up to 1024 connections: more than the server admits and queues
 	dev, _ := api.NewClient(url, api.ClientOptions{Token: b.acct.token, Timeout: 60 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.dur)
 	defer cancel()
@@ -406,7 +406,7 @@ func (b *bench) overload(capacity float64) error {
 	}
 	c0 := cpuOf(ps)
 	shed0 := ps[0].metric(context.Background(), "ov_server_shed_total")
-	st := openLoop(offered*0.9, b.cfg.dur, 4096, func(ctx context.Context, w *worker) {
+	st := openLoop(offered*0.9, b.cfg.dur, 1024, func(ctx context.Context, w *worker) {
 		e := b.envs[int(time.Now().UnixNano())%len(b.envs)]
 		t := time.Now()
 		code, err := httpGet(ctx, hc, url+"/v1/envs/"+hex.EncodeToString(e.envID), e.machineToken)
@@ -415,8 +415,8 @@ func (b *bench) overload(capacity float64) error {
 	wg.Wait()
 	cpu := cpuOf(ps) - c0
 	shed := ps[0].metric(context.Background(), "ov_server_shed_total") - shed0
-	note := fmt.Sprintf("offered %.0f req/s (%.0fx); server shed %.0f (503 + Retry-After); commits: %d ok, %d given up after backoff, %d errors",
-		offered, b.cfg.factor, shed, commitOK, commitShed, commitErr)
+	note := fmt.Sprintf("offered %.0f req/s (%.0fx the mix throughput); server shed %.0f (503 + Retry-After); %d arrivals not sent (over 1024 open in the load generator); commits through internal/api: %d ok, %d given up after backoff, %d errors",
+		offered, b.cfg.factor, shed, st.notSent, commitOK, commitShed, commitErr)
 	if firstCommitErr != nil {
 		note += fmt.Sprintf(" (first: %v)", firstCommitErr)
 		b.failed = true
