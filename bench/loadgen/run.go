@@ -33,6 +33,7 @@ type config struct {
 	profileDir string
 	factor     float64
 	rounds     int
+	legacy     bool
 }
 
 type bench struct {
@@ -67,6 +68,7 @@ func run(args []string) int {
 	fs.IntVar(&c.recordSize, "record-size", 120, "bytes of one sealed secret")
 	fs.StringVar(&phases, "phases", "replay,mix,mix2,overload", "phases to run, comma-separated")
 	fs.StringVar(&c.profileDir, "cpu-profile-dir", "", "write ov-server's CPU profile of each phase to DIR/PHASE.pprof")
+	fs.BoolVar(&c.legacy, "legacy", false, "the ov-server predates --metrics-listen and --cpu-profile: pass neither (no shed count)")
 	fs.IntVar(&c.rounds, "rounds", 5, "replay: alternating rounds of the trivial server and ov-server")
 	fs.Float64Var(&c.factor, "overload-factor", 4, "overload: offered load as a multiple of the mix throughput")
 	if err := fs.Parse(args); err != nil {
@@ -100,8 +102,11 @@ func run(args []string) int {
 }
 
 func (b *bench) serverArgs(phase string) []string {
-	args := []string{"--listen", "127.0.0.1:0", "--db", b.cfg.db, "--metrics-listen", "127.0.0.1:0", "--log-level", "warn",
-		"--rate-key", "0", "--rate-ip", "0", "--rate-login", "0"}
+	args := []string{"--listen", "127.0.0.1:0", "--db", b.cfg.db, "--log-level", "warn", "--rate-key", "0", "--rate-ip", "0", "--rate-login", "0"}
+	if b.cfg.legacy {
+		return args
+	}
+	args = append(args, "--metrics-listen", "127.0.0.1:0")
 	if b.cfg.profileDir != "" && phase != "" {
 		args = append(args, "--cpu-profile", filepath.Join(b.cfg.profileDir, phase+".pprof"))
 	}
