@@ -298,6 +298,9 @@ func TestCommitAndRead(t *testing.T) {
 	if !errors.Is(err, api.ErrConflict) {
 		t.Error("client does not map 409 to ErrConflict")
 	}
+	if !strings.Contains(h.metricsText(), "ov_server_commit_conflicts_total 1") {
+		t.Error("the stale commit is not counted in ov_server_commit_conflicts_total")
+	}
 	if st2, _ := u.c.Env(bg, hex.EncodeToString(e.envID)); st2.Seq != 2 || len(st2.Records) != 2 {
 		t.Fatal("stale commit changed the env")
 	}
