@@ -141,6 +141,14 @@ func TestMainVersionAndUsage(t *testing.T) {
 	}
 }
 
+func TestMainRefusesPlainMetricsOffLoopback(t *testing.T) {
+	var stderr bytes.Buffer
+	code := Main(bg, []string{"--listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "ov.db"), "--metrics-listen", "0.0.0.0:0"}, io.Discard, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "refuse to serve plain HTTP") {
+		t.Fatalf("plain metrics on 0.0.0.0: exit %d\n%s", code, stderr.String())
+	}
+}
+
 func TestMainRefusesPlainHTTPOffLoopback(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "ov.db")
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:8443", "example.com:8443"} {
@@ -175,6 +183,13 @@ func TestMainServesAndShutsDownGracefully(t *testing.T) {
 		t.Fatalf("listening line: %q", r.shown)
 	}
 	metricsURL := r.metricsURL(t)
+	// The API listener has no /metrics; the metrics listener has nothing else.
+	if resp, err := http.Get(r.shown + "/metrics"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("/metrics on the API listener: %v %v", resp, err)
+	}
+	if resp, err := http.Get(strings.TrimSuffix(metricsURL, "/metrics") + "/v1/apps"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("the API on the metrics listener: %v %v", resp, err)
+	}
 	h := &harness{t: t}
 	c := func(token string) *api.Client {
 		cl, err := api.NewClient(r.shown, api.ClientOptions{Token: token})
