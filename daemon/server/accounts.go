@@ -48,11 +48,14 @@ func (s *Server) allowLogin(email string) error {
 }
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	if s.noSignup {
-		return forbidden("registration is disabled on this server")
+	if s.registration == RegistrationClosed {
+		return s.checkRegistration("")
 	}
 	var req api.RegisterRequest
 	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := s.checkRegistration(req.Invite); err != nil {
 		return err
 	}
 	email, err := checkEmail(req.Email)
@@ -93,7 +96,16 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, rc *reqCtx) er
 	}
 	d := &store.Device{KeyID: keyID, AccountID: id, Verifier: req.Device.Verifier, Name: req.Device.Name, CreatedAt: now}
 	rc.target = "account:" + req.AccountID
-	if err := s.st.CreateAccount(r.Context(), a, d); err != nil {
+	var err2 error
+	if s.registration == RegistrationInvite {
+		err2 = s.st.CreateAccountInvited(r.Context(), a, d, InviteVerifier(req.Invite))
+		if errors.Is(err2, store.ErrNotFound) {
+			return errorf(http.StatusForbidden, api.CodeInviteInvalid, "the invite code is unknown, already used, revoked or expired")
+		}
+	} else {
+		err2 = s.st.CreateAccount(r.Context(), a, d)
+	}
+	if err := err2; err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return conflict("register: email, account id or device key id already registered")
 		}
@@ -184,7 +196,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
 		return unauthorized(refused)
 	}
 	d := &store.Device{KeyID: keyID, AccountID: a.ID, Verifier: req.Device.Verifier, Name: req.Device.Name, CreatedAt: s.now()}
-	if err := s.st.AddDevice(r.Context(), d); err != nil {
+	if err := s.withQuota(r.Context(), a.ID, quotaCheck{devices: 1}, func() error { return s.st.AddDevice(r.Context(), d) }); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return conflict("login: device key id %s already enrolled", req.Device.KeyID)
 		}
@@ -305,6 +317,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 		}
 		limit = min(n, maxAuditLimit)
 	}
+	s.auditor.sync() // this instance's queued entries first
 	list, err := s.st.Audit(r.Context(), rc.accountID, limit)
 	if err != nil {
 		return err

@@ -298,6 +298,9 @@ func TestCommitAndRead(t *testing.T) {
 	if !errors.Is(err, api.ErrConflict) {
 		t.Error("client does not map 409 to ErrConflict")
 	}
+	if !strings.Contains(h.metricsText(), "ov_server_commit_conflicts_total 1") {
+		t.Error("the stale commit is not counted in ov_server_commit_conflicts_total")
+	}
 	if st2, _ := u.c.Env(bg, hex.EncodeToString(e.envID)); st2.Seq != 2 || len(st2.Records) != 2 {
 		t.Fatal("stale commit changed the env")
 	}
@@ -745,13 +748,7 @@ func TestRateLimits(t *testing.T) {
 		// Failed authentications draw from the same bucket.
 		_, err = h.client("ovd_bad").Apps(bg)
 		wantAPIError(t, err, 429, api.CodeRateLimited)
-		resp, err := http.Get(h.ts.URL + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if !strings.Contains(string(body), `ov_server_rate_limited_total{limit="ip"} 2`) {
+		if body := h.metricsText(); !strings.Contains(body, `ov_server_rate_limited_total{limit="ip"} 2`) {
 			t.Errorf("metrics do not count the refusals:\n%s", body)
 		}
 	})
@@ -903,18 +900,26 @@ func TestErrorsAreJSON(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode, string(b)
 	}
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+	for _, path := range []string{"/healthz", "/readyz"} {
 		if code, _ := get(path); code != 200 {
 			t.Errorf("%s: %d", path, code)
 		}
 	}
-	_, metrics := get("/metrics")
+	// /metrics is not on the API listener (it is on --metrics-listen only).
+	if code, body := get("/metrics"); code != 404 || strings.Contains(body, "ov_server") {
+		t.Errorf("/metrics on the API listener: %d %s", code, body)
+	}
+	metrics := h.metricsText()
 	for _, want := range []string{
-		`ov_server_http_requests_total{route="unmatched",code="404"} 1`,
-		`ov_server_http_requests_total{route="POST /v1/register",code="201"} 1`,
-		`ov_server_http_requests_total{route="GET /v1/envs/{env_id}",code="400"} 1`,
+		`ov_server_http_requests_total{code="404",route="unmatched"} 2`,
+		`ov_server_http_requests_total{code="201",route="POST /v1/register"} 1`,
+		`ov_server_http_requests_total{code="400",route="GET /v1/envs/{env_id}"} 1`,
 		`ov_server_http_request_duration_seconds_count{route="GET /healthz"} 1`,
+		`ov_server_http_request_duration_seconds_bucket{route="GET /healthz",le="+Inf"} 1`,
 		"# TYPE ov_server_http_requests_total counter",
+		"# TYPE ov_server_http_request_duration_seconds histogram",
+		"go_goroutines ", "process_cpu_seconds_total ", "go_sql_open_connections{db_name=\"reader\"}",
+		"ov_server_commit_conflicts_total 0",
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q:\n%s", want, metrics)
@@ -940,5 +945,5 @@ func TestRegistrationDisabled(t *testing.T) {
 	h.ts = newTestServer(t, srv)
 	_, req := h.registerRequest("uma@example.com")
 	_, err = h.client("").Register(bg, req)
-	wantAPIError(t, err, 403, api.CodeForbidden)
+	wantAPIError(t, err, 403, api.CodeRegistrationClosed)
 }

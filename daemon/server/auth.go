@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opaquevault/opaquevault/internal/envelope"
@@ -85,7 +86,7 @@ func (s *Server) credential(r *http.Request, rc *reqCtx) (*principal, error) {
 	case strings.HasPrefix(tok, envelope.APITokenPrefix):
 		return s.deviceCredential(r.Context(), rc, []byte(tok))
 	case strings.HasPrefix(tok, envelope.MachineTokenPrefix):
-		return s.machineCredential(r.Context(), rc, []byte(tok))
+		return s.machineCredential(r, rc, []byte(tok))
 	}
 	return nil, unauthorized("unrecognized bearer token")
 }
@@ -121,22 +122,42 @@ func (s *Server) deviceCredential(ctx context.Context, rc *reqCtx, tok []byte) (
 	return &principal{device: d}, nil
 }
 
-func (s *Server) machineCredential(ctx context.Context, rc *reqCtx, tok []byte) (*principal, error) {
+func (s *Server) machineCredential(r *http.Request, rc *reqCtx, tok []byte) (*principal, error) {
+	ctx := r.Context()
 	id, auth, err := envelope.ParseMachineToken(tok)
 	if err != nil {
 		return nil, unauthorized("malformed machine token")
 	}
 	verifier := envelope.MachineVerifier(&auth)
 	clear(auth[:])
-	m, err := s.st.Machine(ctx, id[:])
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, unauthorized("machine key not recognized by the server (revoked, corrupted, or issued by another server)")
+	// A machine's fields never change while it exists, so they come from this instance's cache once
+	// the database says that the machine (id and verifier) still exists: in the same statement
+	// that reads the environment's head for an environment read (getEnv), else with MachineLive.
+	m := s.machines.get(id[:])
+	cached := m != nil && envelope.VerifierMatches(verifier, m.Verifier)
+	live := false
+	if cached && r.Pattern != envReadPattern {
+		if live, err = s.st.MachineLive(pointCtx(ctx), m.ID, m.Verifier); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	if !envelope.VerifierMatches(verifier, m.Verifier) {
-		return nil, unauthorized("machine key not recognized by the server (revoked, corrupted, or issued by another server)")
+	switch {
+	case cached && r.Pattern == envReadPattern:
+		rc.liveVerifier = m.Verifier
+	case cached && live:
+	default:
+		m, err = s.st.Machine(ctx, id[:])
+		if errors.Is(err, store.ErrNotFound) {
+			s.machines.drop(id[:])
+			return nil, unauthorized(machineUnknown)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !envelope.VerifierMatches(verifier, m.Verifier) {
+			return nil, unauthorized(machineUnknown)
+		}
+		s.machines.put(m)
 	}
 	now := s.now()
 	if !m.NotAfter.IsZero() && now.After(m.NotAfter) {
@@ -147,6 +168,44 @@ func (s *Server) machineCredential(ctx context.Context, rc *reqCtx, tok []byte) 
 		if err := s.st.TouchMachine(ctx, m.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
+		seen := *m
+		seen.LastSeenAt = now
+		s.machines.put(&seen)
 	}
 	return &principal{machine: m}, nil
+}
+
+const machineUnknown = "machine key not recognized by the server (revoked, corrupted, or issued by another server)"
+
+// envReadPattern is the route whose handler checks the machine's existence itself.
+const envReadPattern = "GET /v1/envs/{env_id}"
+
+// machineCache keeps machines as last read from the store, by id. An entry is used only by a
+// request that checks in the database that the machine (id and verifier) still exists.
+type machineCache struct {
+	mu sync.RWMutex
+	m  map[string]*store.Machine
+}
+
+const maxCachedMachines = 100_000
+
+func (c *machineCache) get(id []byte) *store.Machine {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[string(id)]
+}
+
+func (c *machineCache) put(m *store.Machine) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedMachines {
+		c.m = map[string]*store.Machine{}
+	}
+	c.m[string(m.ID)] = m
+}
+
+func (c *machineCache) drop(id []byte) {
+	c.mu.Lock()
+	delete(c.m, string(id))
+	c.mu.Unlock()
 }

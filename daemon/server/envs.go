@@ -57,7 +57,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 	}
 	rc.target = "app:" + req.AppID
 	a := &store.App{ID: id, AccountID: rc.accountID, Name: req.Name, CreatedAt: s.now()}
-	if err := s.st.CreateApp(r.Context(), a); err != nil {
+	if err := s.withQuota(r.Context(), rc.accountID, quotaCheck{apps: 1}, func() error { return s.st.CreateApp(r.Context(), a) }); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return conflict("create app: name %q or id %s already taken", req.Name, req.AppID)
 		}
@@ -92,7 +92,7 @@ func (s *Server) createEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 	rc.target = "env:" + req.EnvID
 	now := s.now()
 	e := &store.Env{ID: id, AppID: appID, AccountID: rc.accountID, Name: req.Name, Epoch: req.Epoch, WrappedEK: req.WrappedEK, CreatedAt: now}
-	switch err := s.st.CreateEnv(r.Context(), e); {
+	switch err := s.withQuota(r.Context(), rc.accountID, quotaCheck{envs: 1}, func() error { return s.st.CreateEnv(r.Context(), e) }); {
 	case errors.Is(err, store.ErrNotFound):
 		return notFound("create env: app %s not found", hexID(appID))
 	case errors.Is(err, store.ErrExists):
@@ -107,47 +107,88 @@ func (s *Server) createEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 }
 
 func (s *Server) getEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	ctx := r.Context()
 	id, err := parseID("env_id", r.PathValue("env_id"), envelope.IDLen)
 	if err != nil {
 		return err
 	}
 	rc.target = "env:" + hexID(id)
-	opt := store.ReadOptions{Records: store.RecordsFull}
 	m := rc.p.machine
-	if m != nil && !m.AccountWide() {
-		opt.MachineID = m.ID
+	scoped := m != nil && !m.AccountWide()
+	var machineID []byte
+	if m != nil {
+		machineID = m.ID
 	}
-	v, err := s.st.ReadEnv(r.Context(), id, opt)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(v.Env.AccountID, rc.accountID) {
+	head, err := s.st.EnvHead(pointCtx(ctx), id, machineID, rc.liveVerifier)
+	if rc.liveVerifier != nil && (err == nil && !head.MachineLive || errors.Is(err, store.ErrNotFound) && !s.machineExists(ctx, m)) {
+		// The machine came from the cache and was deleted (revoked) since.
+		s.machines.drop(m.ID)
+		rc.p, rc.claimed = nil, "machine:"+hexID(m.ID)
+		return unauthorized(machineUnknown)
+	}
+	if errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(head.AccountID, rc.accountID) {
 		return notFound("read env: %s not found", hexID(id))
 	}
 	if err != nil {
 		return err
 	}
-	e := &v.Env
-	out := &api.EnvState{
-		AppID: hexID(e.AppID), AppName: e.AppName, EnvID: hexID(e.ID), EnvName: e.Name, Epoch: e.Epoch, Seq: e.Seq,
-		Manifest: e.Manifest, ManifestSig: e.ManifestSig, Records: make([]api.Record, 0, len(v.Records)), UpdatedAt: e.UpdatedAt,
-	}
-	switch {
-	case m == nil || m.AccountWide():
-		out.WrappedEK = e.WrappedEK
-	case v.MachineWrap != nil:
-		out.MachineWrap = v.MachineWrap
-	default:
+	if scoped && head.MachineWrap == nil {
 		return forbidden("read env: %s is not in this machine key's scope", hexID(id))
 	}
-	switch acc, err := s.st.Signed(r.Context(), rc.accountID, kindEnvAccess, envAccessKey(e.ID, e.Epoch)); {
+	wrap := head.MachineWrap
+	ent := s.envs.get(id)
+	if ent != nil && ent.current(head) {
+		s.metrics.envCache.WithLabelValues("hit").Inc()
+	} else {
+		s.metrics.envCache.WithLabelValues("miss").Inc()
+		// A commit may land between the head and this snapshot: the snapshot then wins, with the
+		// machine wrap of its own epoch.
+		opt := store.ReadOptions{Records: store.RecordsFull}
+		if scoped {
+			opt.MachineID = m.ID
+		}
+		v, err := s.st.ReadEnv(ctx, id, opt)
+		if errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(v.Env.AccountID, rc.accountID) {
+			return notFound("read env: %s not found", hexID(id))
+		}
+		if err != nil {
+			return err
+		}
+		if scoped && v.MachineWrap == nil {
+			return forbidden("read env: %s is not in this machine key's scope", hexID(id))
+		}
+		if ent, err = newEnvEntry(v); err != nil {
+			return err
+		}
+		s.envs.put(id, ent)
+		wrap = v.MachineWrap
+	}
+	// The signed allowed set of the epoch (crypto.md §2.8) is re-signed at a revocation without a
+	// commit, so it is read at every request, not cached with the env.
+	var access *store.SignedObject
+	switch acc, err := s.st.Signed(ctx, rc.accountID, kindEnvAccess, envAccessKey(id, ent.epoch)); {
 	case err == nil:
-		out.Access, out.AccessSig = acc.Raw, acc.Sig
+		access = acc
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
-	for _, rec := range v.Records {
-		out.Records = append(out.Records, api.Record{Blind: rec.Blind, Version: rec.Version, Record: rec.Data})
+	if scoped {
+		ent.write(w, "machine_wrap", wrap, access)
+	} else {
+		ent.write(w, "wrapped_ek", ent.wrappedEK, access)
 	}
-	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// pointCtx is the context of a point lookup on the hot path: it finishes in microseconds, so it
+// is not tied to the request's cancellation, which spares the SQLite driver a watcher goroutine
+// per query. Deadlines set by the store or the database still apply.
+func pointCtx(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
+// machineExists reads whether m (id and verifier) is still stored.
+func (s *Server) machineExists(ctx context.Context, m *store.Machine) bool {
+	cur, err := s.st.Machine(ctx, m.ID)
+	return err == nil && bytes.Equal(cur.Verifier, m.Verifier)
 }
 
 // commit checks a Commit against the environment and its signed manifest, then applies it with a
@@ -201,6 +242,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 	}
 	// Cheap to check, and it spares the records check below for a stale writer.
 	if env.Seq != req.ExpectedSeq {
+		s.metrics.conflicts.Inc()
 		return conflict("commit: env %s is at seq %d, not %d: read it again", hexID(envID), env.Seq, req.ExpectedSeq)
 	}
 
@@ -224,12 +266,16 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 	if err != nil {
 		return err
 	}
-	err = s.st.CommitEnv(ctx, &store.Commit{
-		EnvID: envID, ExpectedSeq: req.ExpectedSeq, Seq: m.Seq, Manifest: req.Manifest, ManifestSig: req.ManifestSig,
-		Put: put, Delete: del, Rotate: rot, RevokeMachines: revoke, At: s.now(),
+	grow := recordsGrowth(v, put, del, rot != nil)
+	err = s.withQuota(ctx, rc.accountID, grow, func() error {
+		return s.st.CommitEnv(ctx, &store.Commit{
+			EnvID: envID, ExpectedSeq: req.ExpectedSeq, Seq: m.Seq, Manifest: req.Manifest, ManifestSig: req.ManifestSig,
+			Put: put, Delete: del, Rotate: rot, RevokeMachines: revoke, At: s.now(),
+		})
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict):
+		s.metrics.conflicts.Inc()
 		return conflict("commit: env %s changed since seq %d: read it again", hexID(envID), req.ExpectedSeq)
 	case errors.Is(err, store.ErrNotFound):
 		return notFound("commit: env %s or a machine it names no longer exists", hexID(envID))

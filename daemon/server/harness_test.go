@@ -85,6 +85,17 @@ func newTestServer(t testing.TB, handler http.Handler) *httptest.Server {
 	return ts
 }
 
+// metricsText is what the server's metrics handler answers.
+func (h *harness) metricsText() string {
+	h.t.Helper()
+	rec := httptest.NewRecorder()
+	h.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		h.t.Fatalf("metrics: %d", rec.Code)
+	}
+	return rec.Body.String()
+}
+
 func (h *harness) now() time.Time { return time.Now().Add(time.Duration(h.offset.Load())) }
 
 func (h *harness) advance(d time.Duration) { h.offset.Add(int64(d)) }

@@ -107,7 +107,7 @@ func (s *Server) createMachine(w http.ResponseWriter, r *http.Request, rc *reqCt
 	} else if wraps, err = s.checkWraps(ctx, rc, id, g, req.Wraps); err != nil {
 		return err
 	}
-	switch err := s.st.CreateMachine(ctx, m, wraps); {
+	switch err := s.withQuota(ctx, a.ID, quotaCheck{machines: 1}, func() error { return s.st.CreateMachine(ctx, m, wraps) }); {
 	case errors.Is(err, store.ErrExists):
 		return conflict("create machine: %s already registered", req.MachineID)
 	case errors.Is(err, store.ErrNotFound):

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -43,6 +44,11 @@ type options struct {
 	insecure        bool
 	logLevel        string
 	noSignup        bool
+	registration    string
+	metricsListen   string
+	cpuProfile      string
+	quotas          Quotas
+	overload        Overload
 	limits          Limits
 	readTimeout     time.Duration
 	writeTimeout    time.Duration
@@ -66,7 +72,7 @@ func defaultDBPath() string {
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, error) {
-	o := &options{limits: DefaultLimits()}
+	o := &options{limits: DefaultLimits(), quotas: DefaultQuotas(), overload: DefaultOverload()}
 	fs := pflag.NewFlagSet("ov-server", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
@@ -76,7 +82,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, erro
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key, PEM (default: $CREDENTIALS_DIRECTORY/tls.key when present)")
 	fs.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP on an address that is not loopback")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.BoolVar(&o.noSignup, "disable-registration", false, "refuse new accounts (POST /v1/register)")
+	fs.StringVar(&o.registration, "registration", "", "who may create accounts: open, invite (codes from `ov-server invite create`) or closed\n(default: open when every listener is loopback or a unix socket, else invite)")
+	fs.BoolVar(&o.noSignup, "disable-registration", false, "the same as --registration closed")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this host:port or unix:/path (default: off; never on the API listener)")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a Go CPU profile of the whole run to this file (for benchmarks; `go tool pprof`)")
+	fs.IntVar(&o.quotas.Apps, "quota-apps", o.quotas.Apps, "most apps per account (0: no limit)")
+	fs.IntVar(&o.quotas.Envs, "quota-envs", o.quotas.Envs, "most environments per account (0: no limit)")
+	fs.IntVar(&o.quotas.Secrets, "quota-secrets", o.quotas.Secrets, "most secrets per account, all environments together (0: no limit)")
+	fs.Int64Var(&o.quotas.Bytes, "quota-bytes", o.quotas.Bytes, "most bytes of sealed secrets per account (0: no limit)")
+	fs.IntVar(&o.quotas.Machines, "quota-machines", o.quotas.Machines, "most machine keys per account (0: no limit)")
+	fs.IntVar(&o.quotas.Devices, "quota-devices", o.quotas.Devices, "most active devices per account (0: no limit)")
+	fs.IntVar(&o.overload.MaxInFlight, "max-in-flight", o.overload.MaxInFlight, "API requests served at once; more wait, then get 503 + Retry-After (0: no limit)")
+	fs.IntVar(&o.overload.MaxQueued, "max-queued", o.overload.MaxQueued, "API requests that may wait for a slot")
+	fs.DurationVar(&o.overload.QueueWait, "queue-wait", o.overload.QueueWait, "longest wait for a slot before 503")
 	fs.Int64Var(&o.limits.MaxBodyBytes, "max-body-bytes", o.limits.MaxBodyBytes, "largest request body, except commits and machine registrations")
 	fs.Int64Var(&o.limits.MaxCommitBytes, "max-commit-bytes", o.limits.MaxCommitBytes, "largest commit request body")
 	fs.IntVar(&o.limits.MaxRecordBytes, "max-record-bytes", o.limits.MaxRecordBytes, "largest sealed secret record")
@@ -104,6 +122,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, erro
 	if o.db == "" {
 		o.db = defaultDBPath()
 	}
+	if o.registration != "" {
+		if _, err := ParseRegistration(o.registration); err != nil {
+			return nil, fs, usagef("--registration: %v", err)
+		}
+	}
+	q := o.quotas
+	if q.Apps < 0 || q.Envs < 0 || q.Secrets < 0 || q.Bytes < 0 || q.Machines < 0 || q.Devices < 0 || o.overload.MaxInFlight < 0 || o.overload.MaxQueued < 0 {
+		return nil, fs, usagef("quotas and --max-in-flight, --max-queued must be ≥ 0")
+	}
 	l := o.limits
 	if l.MaxBodyBytes < 1024 || l.MaxCommitBytes < l.MaxBodyBytes || l.MaxRecordBytes < 64 || l.MaxSecrets < 1 || l.MaxEnvBytes < int64(l.MaxRecordBytes) ||
 		l.KeyRate.PerSecond < 0 || l.IPRate.PerSecond < 0 || l.LoginRate.PerSecond < 0 {
@@ -127,6 +154,9 @@ func newLogger(w io.Writer, level logrus.Level) *logrus.Logger {
 // Main runs ov-server with args (without the program name) until ctx is done, then shuts down
 // gracefully. It returns the exit code: 0 ok, 1 failure, 2 usage.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "invite" {
+		return inviteMain(ctx, args[1:], stdout, stderr)
+	}
 	o, _, err := parseFlags(args, stderr)
 	if errors.Is(err, pflag.ErrHelp) {
 		return exitOK
@@ -145,6 +175,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	logger := newLogger(stderr, level)
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "ov-server: error: %v\n", err)
+			return exitFailure
+		}
+		defer stop()
+	}
 	if err := run(ctx, o, logger, stderr); err != nil {
 		fmt.Fprintf(stderr, "ov-server: error: %v\n", err)
 		var ue *usageError
@@ -161,6 +199,7 @@ type listener struct {
 	net.Listener
 	shown string // as printed: http://127.0.0.1:8443, https://…, unix:/path
 	tls   bool
+	local bool // loopback or a unix socket: only this host can connect
 }
 
 func run(ctx context.Context, o *options, logger *logrus.Logger, stderr io.Writer) error {
@@ -175,7 +214,7 @@ func run(ctx context.Context, o *options, logger *logrus.Logger, stderr io.Write
 			return err
 		}
 		tlsCfg = &tls.Config{
-			MinVersion:     tls.VersionTLS12,
+			MinVersion:     tls.VersionTLS13, // crypto.md §7: TLS 1.3
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.cert.Load(), nil },
 			NextProtos:     []string{"h2", "http/1.1"},
 		}
@@ -195,10 +234,28 @@ func run(ctx context.Context, o *options, logger *logrus.Logger, stderr io.Write
 		return err
 	}
 	defer db.Close()
-	srv, err := New(ctx, Config{Store: db, Log: log, Limits: o.limits, DisableRegistration: o.noSignup})
+	reg := Registration(o.registration)
+	if reg == "" {
+		reg = RegistrationOpen
+		for _, l := range lns {
+			if !l.local {
+				reg = RegistrationInvite
+			}
+		}
+	}
+	srv, err := New(ctx, Config{Store: db, Log: log, Limits: o.limits, Registration: reg, DisableRegistration: o.noSignup,
+		Quotas: o.quotas, Overload: o.overload})
 	if err != nil {
 		closeAll()
 		return err
+	}
+	defer srv.Close()
+	var mln *listener
+	if o.metricsListen != "" {
+		if mln, err = openMetricsListener(o.metricsListen, tlsCfg != nil, o.insecure); err != nil {
+			closeAll()
+			return err
+		}
 	}
 	errLog := logger.WriterLevel(logrus.WarnLevel)
 	defer errLog.Close()
@@ -214,7 +271,23 @@ func run(ctx context.Context, o *options, logger *logrus.Logger, stderr io.Write
 		// Requests in flight keep their context through a graceful shutdown.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	errc := make(chan error, len(lns))
+	errc := make(chan error, len(lns)+1)
+	var ms *http.Server
+	if mln != nil {
+		ms = &http.Server{Handler: metricsMux(srv), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg, ErrorLog: log2std(errLog)}
+		go func() {
+			var err error
+			if mln.tls {
+				err = ms.ServeTLS(mln, "", "")
+			} else {
+				err = ms.Serve(mln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve metrics on %s: %w", mln.shown, err)
+			}
+		}()
+		fmt.Fprintf(stderr, "ov-server: metrics on %s/metrics\n", mln.shown)
+	}
 	for _, l := range lns {
 		go func() {
 			var err error
@@ -230,7 +303,7 @@ func run(ctx context.Context, o *options, logger *logrus.Logger, stderr io.Write
 		// One line per socket, for scripts that wait for the server.
 		fmt.Fprintf(stderr, "ov-server: listening on %s (db %s)\n", l.shown, db.Path())
 	}
-	log.WithFields(logrus.Fields{"version": version.String(), "db": db.Path(), "sockets": len(lns)}).Info("serving")
+	log.WithFields(logrus.Fields{"version": version.String(), "db": db.Path(), "sockets": len(lns), "registration": string(srv.registration)}).Info("serving")
 	if err := sdNotify("READY=1\nSTATUS=serving"); err != nil {
 		log.WithField("error", err.Error()).Warn("notify systemd")
 	}
@@ -268,6 +341,9 @@ wait:
 	if err := hs.Shutdown(sctx); err != nil {
 		log.WithField("error", err.Error()).Warn("requests still in flight at the shutdown timeout; closing them")
 		hs.Close()
+	}
+	if ms != nil {
+		ms.Close()
 	}
 	return serveErr
 }
@@ -375,7 +451,7 @@ func openListeners(o *options, tlsOn bool) ([]listener, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []listener{{Listener: l, shown: "unix:" + path}}, nil
+		return []listener{{Listener: l, shown: "unix:" + path, local: true}}, nil
 	}
 	host, _, err := net.SplitHostPort(o.listen)
 	if err != nil {
@@ -401,15 +477,15 @@ func openListeners(o *options, tlsOn bool) ([]listener, error) {
 func describe(l net.Listener, tlsOn, insecure bool) (listener, error) {
 	switch a := l.Addr().(type) {
 	case *net.UnixAddr:
-		return listener{Listener: l, shown: "unix:" + a.Name}, nil
+		return listener{Listener: l, shown: "unix:" + a.Name, local: true}, nil
 	case *net.TCPAddr:
 		if tlsOn {
-			return listener{Listener: l, shown: "https://" + a.String(), tls: true}, nil
+			return listener{Listener: l, shown: "https://" + a.String(), tls: true, local: a.IP.IsLoopback()}, nil
 		}
 		if !insecure && !a.IP.IsLoopback() {
 			return listener{}, refusePlain(a.String())
 		}
-		return listener{Listener: l, shown: "http://" + a.String()}, nil
+		return listener{Listener: l, shown: "http://" + a.String(), local: a.IP.IsLoopback()}, nil
 	}
 	return listener{}, fmt.Errorf("serve on %s: unsupported socket type %T", l.Addr(), l.Addr())
 }
@@ -441,4 +517,51 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on unix:%s: %w", path, err)
 	}
 	return l, nil
+}
+
+// openMetricsListener opens the --metrics-listen socket, under the same plain-HTTP rule as the API.
+func openMetricsListener(addr string, tlsOn, insecure bool) (*listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		l, err := listenUnix(path)
+		if err != nil {
+			return nil, err
+		}
+		return &listener{Listener: l, shown: "unix:" + path, local: true}, nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, usagef("--metrics-listen %q: want host:port or unix:/path", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	li, err := describe(l, tlsOn, insecure)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return &li, nil
+}
+
+// metricsMux serves /metrics and nothing else.
+func metricsMux(s *Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.MetricsHandler())
+	return mux
+}
+
+// startCPUProfile writes a CPU profile to a new 0600 file until the returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

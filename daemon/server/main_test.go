@@ -97,6 +97,17 @@ func startMain(t *testing.T, args ...string) *running {
 	return nil
 }
 
+// metricsURL is the address of the metrics listener as Main printed it.
+func (r *running) metricsURL(t *testing.T) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(r.stderr.String(), "ov-server: metrics on ")
+	if !ok {
+		t.Fatalf("no metrics line:\n%s", r.stderr.String())
+	}
+	u, _, _ := strings.Cut(rest, "\n")
+	return u
+}
+
 // stop cancels Main's context and returns its exit code (once; later calls return -1).
 func (r *running) stop(t *testing.T) int {
 	r.cancel()
@@ -130,6 +141,14 @@ func TestMainVersionAndUsage(t *testing.T) {
 	}
 }
 
+func TestMainRefusesPlainMetricsOffLoopback(t *testing.T) {
+	var stderr bytes.Buffer
+	code := Main(bg, []string{"--listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "ov.db"), "--metrics-listen", "0.0.0.0:0"}, io.Discard, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "refuse to serve plain HTTP") {
+		t.Fatalf("plain metrics on 0.0.0.0: exit %d\n%s", code, stderr.String())
+	}
+}
+
 func TestMainRefusesPlainHTTPOffLoopback(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "ov.db")
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:8443", "example.com:8443"} {
@@ -159,9 +178,17 @@ func (f fakeListener) Addr() net.Addr          { return f.addr }
 
 func TestMainServesAndShutsDownGracefully(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "state", "ov-server.db")
-	r := startMain(t, "--listen", "127.0.0.1:0", "--db", db)
+	r := startMain(t, "--listen", "127.0.0.1:0", "--db", db, "--metrics-listen", "127.0.0.1:0")
 	if !strings.HasPrefix(r.shown, "http://127.0.0.1:") {
 		t.Fatalf("listening line: %q", r.shown)
+	}
+	metricsURL := r.metricsURL(t)
+	// The API listener has no /metrics; the metrics listener has nothing else.
+	if resp, err := http.Get(r.shown + "/metrics"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("/metrics on the API listener: %v %v", resp, err)
+	}
+	if resp, err := http.Get(strings.TrimSuffix(metricsURL, "/metrics") + "/v1/apps"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("the API on the metrics listener: %v %v", resp, err)
 	}
 	h := &harness{t: t}
 	c := func(token string) *api.Client {
@@ -209,13 +236,13 @@ func TestMainServesAndShutsDownGracefully(t *testing.T) {
 	}()
 	pw.Write(body[:len(body)/2])
 	waitFor(t, "the commit to be in flight", func() bool {
-		resp, err := http.Get(r.shown + "/metrics")
+		resp, err := http.Get(metricsURL)
 		if err != nil {
 			return false
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		return strings.Contains(string(b), "ov_server_in_flight_requests 2")
+		return strings.Contains(string(b), "ov_server_in_flight_requests 1")
 	})
 
 	// SIGTERM's equivalent: cancel Main's context. The listener closes, the commit finishes.
@@ -465,9 +492,17 @@ func TestMainTLS(t *testing.T) {
 		if err := c.Health(bg); err != nil {
 			t.Fatal(err)
 		}
-		old := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}
-		if _, err := (&http.Client{Transport: old}).Get(r.shown + "/healthz"); err == nil {
-			t.Error("TLS 1.1 accepted")
+		if resp.TLS == nil || resp.TLS.Version != tls.VersionTLS13 {
+			t.Errorf("negotiated %v, want TLS 1.3", resp.TLS)
+		}
+		// The attack: a client that offers at most TLS 1.2 (or 1.1) is refused in the handshake.
+		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS11} {
+			old := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS10, MaxVersion: v}}
+			if _, err := (&http.Client{Transport: old}).Get(r.shown + "/healthz"); err == nil {
+				t.Errorf("a client limited to %s was served", tls.VersionName(v))
+			} else if !strings.Contains(err.Error(), "protocol version") {
+				t.Errorf("%s client: %v, want a protocol version alert", tls.VersionName(v), err)
+			}
 		}
 	}
 	t.Run("flags", func(t *testing.T) {

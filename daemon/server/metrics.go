@@ -3,117 +3,104 @@
 package server
 
 import (
-	"fmt"
-	"io"
+	"database/sql"
 	"net/http"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
+	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/opaquevault/opaquevault/internal/version"
 )
 
-// metrics are the counters served at /metrics in the Prometheus text format (version 0.0.4),
-// written by hand to keep the dependency list short.
+// metrics are the Prometheus collectors of one Server, in a registry of its own. They are served
+// by [Server.MetricsHandler], never on the API listener: they show request counts, failed logins
+// and the version, which are nobody's business but the operator's.
 type metrics struct {
-	inFlight atomic.Int64
-
-	mu          sync.Mutex
-	requests    map[routeCode]uint64
-	durations   map[string]*durationSum
-	rateLimited map[string]uint64
+	reg         *prometheus.Registry
+	inFlight    prometheus.Gauge
+	requests    *prometheus.CounterVec
+	durations   *prometheus.HistogramVec
+	rateLimited *prometheus.CounterVec
+	shed        prometheus.Counter
+	conflicts   prometheus.Counter
+	quota       *prometheus.CounterVec
+	auditBatch  prometheus.Histogram
+	auditErrors prometheus.Counter
+	envCache    *prometheus.CounterVec
 }
 
-type routeCode struct {
-	route string
-	code  int
+// dbHandles is what a store offers for connection-pool metrics (sqlitestore: writer and reader).
+type dbHandles interface {
+	SQLDBs() map[string]*sql.DB
 }
 
-type durationSum struct {
-	sum   float64
-	count uint64
+func newMetrics(st any) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		reg: reg,
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ov_server_in_flight_requests", Help: "Requests being served."}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ov_server_http_requests_total", Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ov_server_http_request_duration_seconds", Help: "Time spent serving requests, by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"route"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ov_server_rate_limited_total", Help: "Requests refused by a rate limit, by limit."}, []string{"limit"}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ov_server_shed_total", Help: "Requests refused with 503 because the server was at its concurrency limit."}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ov_server_commit_conflicts_total", Help: "Commits refused because the environment changed since the writer read it."}),
+		quota: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ov_server_quota_refusals_total", Help: "Requests refused by a per-account quota, by quota."}, []string{"quota"}),
+		auditBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ov_server_audit_batch_entries", Help: "Audit entries written per database transaction.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512}}),
+		auditErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ov_server_audit_write_errors_total", Help: "Audit batches the database refused (their entries are in the log)."}),
+		envCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ov_server_env_cache_total", Help: "Environment reads answered from the in-process cache (hit) or the database (miss)."}, []string{"result"}),
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ov_server_build_info", Help: "Build of the running ov-server."}, []string{"version"})
+	build.WithLabelValues(version.String()).Set(1)
+	reg.MustRegister(m.inFlight, m.requests, m.durations, m.rateLimited, m.shed, m.conflicts, m.quota, m.auditBatch, m.auditErrors, m.envCache, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if h, ok := st.(dbHandles); ok {
+		for name, db := range h.SQLDBs() {
+			reg.MustRegister(collectors.NewDBStatsCollector(db, name))
+		}
+	}
+	return m
 }
 
-func newMetrics() *metrics {
-	return &metrics{requests: map[routeCode]uint64{}, durations: map[string]*durationSum{}, rateLimited: map[string]uint64{}}
-}
+// codeLabels avoids formatting the common status codes on every request.
+var codeLabels = func() map[int]string {
+	m := map[int]string{}
+	for c := 100; c < 600; c++ {
+		m[c] = strconv.Itoa(c)
+	}
+	return m
+}()
 
 func (m *metrics) observe(route string, code int, d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.requests[routeCode{route, code}]++
-	ds := m.durations[route]
-	if ds == nil {
-		ds = &durationSum{}
-		m.durations[route] = ds
+	c, ok := codeLabels[code]
+	if !ok {
+		c = strconv.Itoa(code)
 	}
-	ds.sum += d.Seconds()
-	ds.count++
+	m.requests.WithLabelValues(route, c).Inc()
+	m.durations.WithLabelValues(route).Observe(d.Seconds())
 }
 
-func (m *metrics) limited(which string) {
-	m.mu.Lock()
-	m.rateLimited[which]++
-	m.mu.Unlock()
+func (m *metrics) limited(which string) { m.rateLimited.WithLabelValues(which).Inc() }
+
+// MetricsHandler serves the Prometheus metrics of s. ov-server serves it only on the separate
+// --metrics-listen address.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 }
-
-func (m *metrics) serveHTTP(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	m.write(w)
-}
-
-func (m *metrics) write(w io.Writer) {
-	m.mu.Lock()
-	reqs := make([]routeCode, 0, len(m.requests))
-	for k := range m.requests {
-		reqs = append(reqs, k)
-	}
-	slices.SortFunc(reqs, func(a, b routeCode) int {
-		if c := strings.Compare(a.route, b.route); c != 0 {
-			return c
-		}
-		return a.code - b.code
-	})
-	routes := make([]string, 0, len(m.durations))
-	for k := range m.durations {
-		routes = append(routes, k)
-	}
-	slices.Sort(routes)
-	limiters := make([]string, 0, len(m.rateLimited))
-	for k := range m.rateLimited {
-		limiters = append(limiters, k)
-	}
-	slices.Sort(limiters)
-
-	var b strings.Builder
-	fmt.Fprintf(&b, "# HELP ov_server_build_info Build of the running ov-server.\n# TYPE ov_server_build_info gauge\n")
-	fmt.Fprintf(&b, "ov_server_build_info{version=\"%s\"} 1\n", escapeLabel(version.String()))
-	fmt.Fprintf(&b, "# HELP ov_server_in_flight_requests Requests being served.\n# TYPE ov_server_in_flight_requests gauge\n")
-	fmt.Fprintf(&b, "ov_server_in_flight_requests %d\n", m.inFlight.Load())
-	fmt.Fprintf(&b, "# HELP ov_server_http_requests_total HTTP requests by route and status code.\n# TYPE ov_server_http_requests_total counter\n")
-	for _, k := range reqs {
-		fmt.Fprintf(&b, "ov_server_http_requests_total{route=\"%s\",code=\"%d\"} %d\n", escapeLabel(k.route), k.code, m.requests[k])
-	}
-	fmt.Fprintf(&b, "# HELP ov_server_http_request_duration_seconds Time spent serving requests, by route.\n# TYPE ov_server_http_request_duration_seconds summary\n")
-	for _, r := range routes {
-		ds := m.durations[r]
-		fmt.Fprintf(&b, "ov_server_http_request_duration_seconds_sum{route=\"%s\"} %g\n", escapeLabel(r), ds.sum)
-		fmt.Fprintf(&b, "ov_server_http_request_duration_seconds_count{route=\"%s\"} %d\n", escapeLabel(r), ds.count)
-	}
-	fmt.Fprintf(&b, "# HELP ov_server_rate_limited_total Requests refused by a rate limit, by limit.\n# TYPE ov_server_rate_limited_total counter\n")
-	for _, l := range limiters {
-		fmt.Fprintf(&b, "ov_server_rate_limited_total{limit=\"%s\"} %d\n", escapeLabel(l), m.rateLimited[l])
-	}
-	m.mu.Unlock()
-	io.WriteString(w, b.String())
-}
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }
 
 // statusRecorder remembers the status a handler wrote.
 type statusRecorder struct {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -69,20 +70,32 @@ type Config struct {
 	// Log receives one entry per failed request and per internal error; never a secret.
 	Log    *logrus.Entry
 	Limits Limits
-	// DisableRegistration refuses POST /v1/register.
+	// Registration is who may create an account; empty means open. DisableRegistration, when set,
+	// overrides it with closed.
+	Registration        Registration
 	DisableRegistration bool
+	// Quotas bound what one account may hold (zero: no quotas).
+	Quotas Quotas
+	// Overload sheds requests beyond a concurrency limit (zero: never).
+	Overload Overload
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
 
 // Server is the HTTP API. It is an [http.Handler].
 type Server struct {
-	st       store.Store
-	log      *logrus.Entry
-	lim      Limits
-	noSignup bool
-	now      func() time.Time
-	secret   []byte // server secret, for made-up login parameters
+	st           store.Store
+	log          *logrus.Entry
+	lim          Limits
+	registration Registration
+	quotas       Quotas
+	quotaLocks   accountLocks
+	now          func() time.Time
+	secret       []byte // server secret, for made-up login parameters
+	envs         envCache
+	machines     machineCache
+	auditor      *auditor
+	shed         *shedder
 
 	keyLim, ipLim, loginLim *limiter
 	metrics                 *metrics
@@ -109,14 +122,28 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create server: %w", err)
 	}
-	s := &Server{
-		st: cfg.Store, log: cfg.Log, lim: cfg.Limits, noSignup: cfg.DisableRegistration, now: cfg.Now, secret: secret,
-		keyLim: newLimiter(cfg.Limits.KeyRate), ipLim: newLimiter(cfg.Limits.IPRate), loginLim: newLimiter(cfg.Limits.LoginRate),
-		metrics: newMetrics(), mux: http.NewServeMux(),
+	reg := cfg.Registration
+	if reg == "" {
+		reg = RegistrationOpen
 	}
+	if cfg.DisableRegistration {
+		reg = RegistrationClosed
+	}
+	if _, err := ParseRegistration(string(reg)); err != nil {
+		return nil, fmt.Errorf("create server: %w", err)
+	}
+	s := &Server{
+		st: cfg.Store, log: cfg.Log, lim: cfg.Limits, registration: reg, quotas: cfg.Quotas, now: cfg.Now, secret: secret,
+		keyLim: newLimiter(cfg.Limits.KeyRate), ipLim: newLimiter(cfg.Limits.IPRate), loginLim: newLimiter(cfg.Limits.LoginRate),
+		metrics: newMetrics(cfg.Store), mux: http.NewServeMux(), shed: newShedder(cfg.Overload),
+	}
+	s.auditor = newAuditor(cfg.Store, cfg.Log, s.metrics)
 	s.routes()
 	return s, nil
 }
+
+// Close writes the audit entries still queued. Call it after the HTTP server has stopped.
+func (s *Server) Close() { s.auditor.close() }
 
 // access says who may call a route.
 type access int
@@ -142,6 +169,9 @@ type reqCtx struct {
 	claimed   string     // the actor when no principal authenticated: a refused genuine credential, or the device being enrolled
 	target    string
 	account   *store.Account // loaded on demand
+	// liveVerifier is set when the machine came from the cache: the handler must check in the
+	// database that a machine with this verifier still exists.
+	liveVerifier []byte
 }
 
 func (s *Server) routes() {
@@ -150,7 +180,6 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.HandleFunc("GET /metrics", s.metrics.serveHTTP)
 
 	s.handle("POST /v1/register", route{public, small, "account.register", s.register})
 	s.handle("POST /v1/login/params", route{public, small, "", s.loginParams})
@@ -178,6 +207,16 @@ func (s *Server) routes() {
 // ServeHTTP implements [http.Handler]: metrics, panics, common headers, then the routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if s.shed != nil && strings.HasPrefix(r.URL.Path, "/v1/") {
+		if !s.shed.acquire(r) {
+			s.metrics.shed.Inc()
+			s.metrics.observe("shed", http.StatusServiceUnavailable, time.Since(start))
+			w.Header().Set("Cache-Control", "no-store")
+			writeError(w, errOverloaded)
+			return
+		}
+		defer s.shed.release()
+	}
 	s.metrics.inFlight.Add(1)
 	rec := &statusRecorder{ResponseWriter: w}
 	h := w.Header()
@@ -386,10 +425,7 @@ func (s *Server) audit(r *http.Request, rc *reqCtx, action string, ae *apiError)
 		AccountID: rc.accountID, Time: s.now(), Actor: rc.actor(), Action: action, Target: rc.target,
 		RemoteAddr: remoteAddr(r), Result: result,
 	}
-	// The request may have been cancelled; the entry is still written.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
-	defer cancel()
-	if err := s.st.AppendAudit(ctx, e); err != nil {
-		s.log.WithFields(logrus.Fields{"action": action, "error": err.Error()}).Error("append audit entry")
-	}
+	// A change is answered once its entry is durable; a read or a refusal is answered at once and
+	// its entry written with the next batch (audit.go says what a crash can lose).
+	s.auditor.add(e, ae == nil && action != "env.read")
 }

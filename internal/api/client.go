@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -167,8 +168,31 @@ func IsLoopbackHost(host string) bool {
 // Server returns the server URL the client was made for.
 func (c *Client) Server() string { return c.shown }
 
-// maxRetryAfter is the longest Retry-After the client waits out by itself, once.
+// maxRetryAfter is the longest Retry-After the client waits out by itself.
 const maxRetryAfter = 5 * time.Second
+
+// maxAttempts bounds how often one call is sent when the server sheds it.
+const maxAttempts = 4
+
+// retryable reports whether err is a refusal made before the request was processed (429
+// rate_limited, or 503 overloaded), so that sending it again is safe for every method.
+func retryable(err error) (*Error, bool) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return nil, false
+	}
+	ok := e.Code == CodeRateLimited && e.Status == http.StatusTooManyRequests || e.Code == CodeOverloaded && e.Status == http.StatusServiceUnavailable
+	return e, ok && e.RetryAfter <= maxRetryAfter
+}
+
+// backoff is the wait before attempt n+1 (n ≥ 1): the server's Retry-After (at least 100 ms)
+// doubled for each earlier retry, capped at maxRetryAfter, plus up to half of it at random, so that
+// clients shed together do not come back together.
+func backoff(retryAfter time.Duration, n int) time.Duration {
+	d := max(retryAfter, 100*time.Millisecond) << (n - 1)
+	d = min(d, maxRetryAfter)
+	return d + rand.N(d/2+1)
+}
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var b []byte
@@ -191,14 +215,15 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 	}
 	err := c.once(ctx, method, path, b, out)
-	var e *Error
-	if errors.As(err, &e) && e.Code == CodeRateLimited && e.RetryAfter > 0 && e.RetryAfter <= maxRetryAfter {
-		// A rate-limited request was refused before it was processed: waiting and sending it again
-		// is safe for every method.
-		t := time.NewTimer(e.RetryAfter)
-		defer t.Stop()
+	for n := 1; n < maxAttempts; n++ {
+		e, ok := retryable(err)
+		if !ok {
+			break
+		}
+		t := time.NewTimer(backoff(e.RetryAfter, n))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
 		case <-t.C:
 		}

@@ -31,6 +31,9 @@ type RegisterRequest struct {
 	WrappedSignSeed []byte    `json:"wrapped_sign_seed"`
 	SignPub         []byte    `json:"sign_pub"`
 	Device          NewDevice `json:"device"`
+	// Invite is a one-time invite code (ovi_...), needed when the server's registration policy is
+	// "invite". It is a secret: never logged, never on a command line.
+	Invite string `json:"invite,omitempty"`
 }
 
 // AccountBundle is what a device needs to unlock: everything is ciphertext or public.
@@ -297,4 +300,10 @@ const (
 	CodeRateLimited  = "rate_limited" // 429 with Retry-After
 	CodeInternal     = "internal"     // 500
 	CodeUnavailable  = "unavailable"  // 503
+
+	CodeQuotaExceeded      = "quota_exceeded"      // 403: the account is at one of the server's quotas
+	CodeRegistrationClosed = "registration_closed" // 403: the server takes no new accounts
+	CodeInviteRequired     = "invite_required"     // 403: registration needs an invite code
+	CodeInviteInvalid      = "invite_invalid"      // 403: the invite code is unknown, used, revoked or expired
+	CodeOverloaded         = "overloaded"          // 503 with Retry-After: refused before processing; safe to retry
 )

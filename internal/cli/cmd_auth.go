@@ -28,9 +28,10 @@ func init() {
 	register(&command{
 		path:    "auth register",
 		summary: "create an account on a server and log this device in",
-		usage:   "auth register --server URL --email EMAIL [--password-file FILE] [--emergency-kit FILE]",
+		usage:   "auth register --server URL --email EMAIL [--password-file FILE] [--emergency-kit FILE] [--invite-file FILE]",
 		examples: []string{
 			"ov auth register --server https://vault.example.com --email you@example.com",
+			"ov auth register --server https://vault.example.com --email you@example.com --invite-file ./invite   # a server that needs an invite code",
 			"ov auth register --server http://127.0.0.1:8443 --email ci@example.com --password-file ./pw --emergency-kit ./kit.txt",
 		},
 		run: (*App).authRegister,
@@ -67,6 +68,7 @@ func (a *App) authRegister(ctx context.Context, args []string) error {
 	pwFile := fs.String("password-file", "", "read the master password from this 0600 file instead of the terminal")
 	kitFile := fs.String("emergency-kit", "", "write the Emergency Kit to this new 0600 file instead of printing it")
 	device := fs.String("device-name", defaultDeviceName(), "a name for this device in `ov auth devices`")
+	inviteFile := fs.String("invite-file", "", "read the server's invite code from this 0600 file (asked on the terminal when the server needs one)")
 	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
@@ -109,7 +111,21 @@ func (a *App) authRegister(ctx context.Context, args []string) error {
 	}
 	defer reg.ASK.Wipe()
 	defer reg.Account.Wipe()
-	if _, err := cl.Register(ctx, reg.Request); err != nil {
+	if *inviteFile != "" {
+		if reg.Request.Invite, err = readInviteFile(*inviteFile); err != nil {
+			return err
+		}
+	}
+	_, err = cl.Register(ctx, reg.Request)
+	if isAPICode(err, api.CodeInviteRequired) && *inviteFile == "" {
+		// Nothing was created: ask for the code on the terminal, if there is one, and try again.
+		if code, perr := a.readSecretInput("invite code", "", false); perr == nil {
+			reg.Request.Invite = strings.TrimSpace(string(code))
+			clear(code)
+			_, err = cl.Register(ctx, reg.Request)
+		}
+	}
+	if err != nil {
 		if errors.Is(err, api.ErrConflict) {
 			return withCode(ExitFailure, fmt.Errorf("register %s: the server already has an account for this email", *email),
 				"run `ov auth login` to log this device in to it")

@@ -106,6 +106,8 @@ func hintsOf(err error) []string {
 		hs = append(hs, "run `ov auth register --server URL --email E` or `ov auth login --server URL --email E`")
 	case isWrongPassword(err):
 		hs = append(hs, "nothing was changed; try again")
+	case serverPolicyHint(err) != "":
+		hs = append(hs, serverPolicyHint(err))
 	}
 	return hs
 }

@@ -330,4 +330,27 @@ type Store interface {
 	AppendAudit(ctx context.Context, e *AuditEntry) error
 	// Audit lists an account's newest entries first, at most limit of them.
 	Audit(ctx context.Context, accountID []byte, limit int) ([]AuditEntry, error)
+	// AppendAuditBatch appends every entry in one transaction (all or none), in order, and sets
+	// their IDs.
+	AppendAuditBatch(ctx context.Context, es []*AuditEntry) error
+
+	// EnvHead returns the head of an environment in one statement; when machineID is not nil,
+	// also that machine's wrap of the current epoch and whether a machine with that id and
+	// verifier exists. Errors wrap ErrNotFound.
+	EnvHead(ctx context.Context, envID, machineID, machineVerifier []byte) (*EnvHead, error)
+	// MachineLive reports whether a machine with this id and verifier exists (was not deleted).
+	MachineLive(ctx context.Context, id, verifier []byte) (bool, error)
+	// Usage counts what an account holds.
+	Usage(ctx context.Context, accountID []byte) (*Usage, error)
+
+	// CreateInvite stores an invite. Errors wrap ErrExists (id or verifier taken).
+	CreateInvite(ctx context.Context, inv *Invite) error
+	// Invites lists every invite, oldest first.
+	Invites(ctx context.Context) ([]Invite, error)
+	// RevokeInvite revokes an unused invite. Errors wrap ErrNotFound (no such invite, or used).
+	RevokeInvite(ctx context.Context, id []byte, at time.Time) error
+	// CreateAccountInvited is CreateAccount that also spends the invite whose verifier is given,
+	// in the same transaction: the invite must exist, be unused, unrevoked and unexpired at a.CreatedAt.
+	// Errors wrap ErrNotFound (no such usable invite; nothing is written) or ErrExists.
+	CreateAccountInvited(ctx context.Context, a *Account, first *Device, inviteVerifier []byte) error
 }

@@ -127,4 +127,17 @@ var migrations = [][]string{
 			PRIMARY KEY (account_id, kind, key)
 		)`,
 	},
+	// 3: invite codes (their verifiers) for --registration invite.
+	{
+		`CREATE TABLE invites (
+			id         BLOB PRIMARY KEY,
+			verifier   BLOB NOT NULL UNIQUE,
+			note       TEXT NOT NULL,
+			created_at INTEGER NOT NULL,
+			expires_at INTEGER,
+			used_at    INTEGER,
+			used_by    BLOB REFERENCES accounts(id),
+			revoked_at INTEGER
+		)`,
+	},
 }

@@ -46,6 +46,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MachineWrapsScoped", testMachineWrapsScoped},
 		{"Audit", testAudit},
 		{"SignedObjects", testSignedObjects},
+		{"AuditBatch", testAuditBatch},
+		{"EnvHead", testEnvHead},
+		{"Usage", testUsage},
+		{"Invites", testInvites},
+		{"InviteRace", testInviteRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

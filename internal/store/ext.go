@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package store
+
+import "time"
+
+// Invite is a one-time registration code made by the server's operator. The store keeps only its
+// verifier (SHA-256 of the code); the code itself is shown once and never stored.
+type Invite struct {
+	// ID is a short public identifier (8 bytes) for listing and revoking.
+	ID       []byte
+	Verifier []byte // 32 bytes; unique
+	Note     string
+	// CreatedAt, ExpiresAt (zero: never), UsedAt (zero: unused) and RevokedAt (zero: active).
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time
+	RevokedAt time.Time
+	// UsedBy is the account the invite created; nil while unused.
+	UsedBy []byte
+}
+
+// Usage is what an account holds, for quotas.
+type Usage struct {
+	Apps     int
+	Envs     int
+	Secrets  int   // records in all its environments
+	Bytes    int64 // sealed record bytes in all its environments
+	Machines int
+	Devices  int // active (not revoked) device keys
+}
+
+// EnvHead is the cheap part of an environment: enough to tell whether a cached copy of it is
+// current. Seq and ManifestSig change with every commit.
+type EnvHead struct {
+	AccountID   []byte
+	Seq         uint64
+	Epoch       uint32
+	ManifestSig []byte
+	UpdatedAt   time.Time
+	// MachineWrap is the wrap of the current epoch's key for the machine asked for; nil if none.
+	MachineWrap []byte
+	// MachineLive tells whether a machine with the id and verifier asked for exists (it was not
+	// deleted), in the same snapshot as the rest.
+	MachineLive bool
+}
