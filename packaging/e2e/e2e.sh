@@ -292,10 +292,12 @@ first_connect() {
   jgrep ov-server.service -b | grep -q 'ov-server: listening on http://127.0.0.1:8443 (db /var/lib/ov-server/ov-server.db)' ||
     { echo "no startup line in journalctl -u ov-server"; return 1; }
   [ "$(ct systemctl show -p StatusText --value ov-server.service)" = serving ] || { echo "StatusText is not 'serving'"; return 1; }
+  r=$(http_get /metrics)
+  [[ $r == "HTTP/1.1 404"* ]] || { echo "GET /metrics on the API listener: ${r%%$'\r'*} (want 404: metrics only on --metrics-listen)"; return 1; }
   [ "$(ct stat -c '%U %a' /var/lib/ov-server/ov-server.db)" = "ov-server 600" ] ||
     { echo "database is $(ct stat -c '%U %a' /var/lib/ov-server/ov-server.db 2>&1)"; return 1; }
 }
-check "first connection starts ov-server (Type=notify, STATUS=serving); GET /healthz 200; journal has its listening line; db ov-server 0600" -- first_connect
+check "first connection starts ov-server (Type=notify, STATUS=serving); GET /healthz 200, /metrics 404 on the API listener; journal has its listening line; db ov-server 0600" -- first_connect
 
 reload_server() {
   local pid; pid=$(ct systemctl show -p MainPID --value ov-server.service)
@@ -331,6 +333,10 @@ server_tls() {
   want=$(openssl x509 -in "$E2E_WORK/tls.crt" -noout -fingerprint -sha256)
   got=$(served_fingerprint)
   [ -n "$got" ] && [ "$got" = "$want" ] || { echo "served certificate ${got:-none}, want $want"; return 1; }
+  # TLS 1.3 only: a client that offers at most TLS 1.2 gets no session.
+  if nsenter -t "$CPID" -n -- openssl s_client -tls1_2 -connect 127.0.0.1:8443 -servername localhost </dev/null >/dev/null 2>&1; then
+    echo "a TLS 1.2 client got a session"; return 1
+  fi
   # A renewal, as self-hosting.md says: new files, then `systemctl restart` (LoadCredential= copies them at
   # start; the socket keeps the port open meanwhile). The new certificate is served.
   new_cert "$E2E_WORK/tls2" || return 1
@@ -355,7 +361,7 @@ server_plain() {
   ct rm -rf $TLS_DROPIN /etc/ov-server && ct systemctl daemon-reload && ct systemctl restart ov-server.service &&
     wait_for 5 eval 'http_get /healthz | grep -q "^HTTP/1.1 200"'
 }
-check "TLS (self-hosting.md): example drop-in, LoadCredential=tls.crt/tls.key: serves https://127.0.0.1:8443 with that certificate; a renewal + restart serves the new one (fingerprints through real handshakes)" -- server_tls
+check "TLS (self-hosting.md): example drop-in, LoadCredential=tls.crt/tls.key: serves https://127.0.0.1:8443 with that certificate, TLS 1.3 only; a renewal + restart serves the new one (fingerprints through real handshakes)" -- server_tls
 check "back to the packaged unit: plain HTTP on 127.0.0.1:8443 again" -- server_plain
 
 # ---------------------------------------------------------------------------------------------------------------
