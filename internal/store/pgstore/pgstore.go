@@ -100,11 +100,11 @@ func parseDSN(dsn string) (*pgxpool.Config, string, error) {
 		// url's errors quote the whole input, which may hold a password.
 		return nil, "", errors.New("open database: the postgres:// URL does not parse")
 	}
+	shown := showURL(u)
 	if _, set := u.User.Password(); set || u.Query().Has("password") {
 		return nil, "", fmt.Errorf("open database %s: the URL carries a password, which any local user can read in the process list; "+
-			"put it in $CREDENTIALS_DIRECTORY/%s (LoadCredential=) or a passfile instead", u.Redacted(), PasswordCredential)
+			"put it in $CREDENTIALS_DIRECTORY/%s (LoadCredential=) or a passfile instead", shown, PasswordCredential)
 	}
-	shown := u.Redacted()
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, "", fmt.Errorf("open database %s: %w", shown, err)
@@ -119,6 +119,21 @@ func parseDSN(dsn string) (*pgxpool.Config, string, error) {
 	// Every statement is prepared once per connection and reused from the cache after that.
 	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
 	return cfg, shown, nil
+}
+
+// showURL is u without a password, for logs: user, host, port and database, and the query's
+// parameters except password.
+func showURL(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		c.User = url.User(c.User.Username())
+	}
+	q := c.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+	}
+	c.RawQuery = q.Encode()
+	return c.String()
 }
 
 // credentialPassword reads $CREDENTIALS_DIRECTORY/db-password; "" when there is none.

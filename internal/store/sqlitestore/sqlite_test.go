@@ -161,3 +161,19 @@ func TestAuditAppendOnly(t *testing.T) {
 		t.Error("DELETE from the audit log succeeded")
 	}
 }
+
+// TestMultiInstance: two handles on one file, as two processes would have.
+func TestMultiInstance(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ov-server.db")
+	a, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	storetest.RunMulti(t, a, b)
+}
