@@ -5,7 +5,7 @@
 #   scripts/test-postgres.sh start [DIR]   initdb into DIR (default: a new temporary directory), start the
 #                                          server on a unix socket in DIR and on 127.0.0.1 (a free port),
 #                                          and print the DSN to use as OV_TEST_POSTGRES_DSN
-#   scripts/test-postgres.sh stop DIR      stop it and remove DIR
+#   scripts/test-postgres.sh stop DIR|DSN  stop it and remove its directory (DIR, or the DSN's host=)
 #
 # The unix socket trusts local users (it lives in a 0700 directory); TCP on 127.0.0.1 wants a
 # scram-sha-256 password, which the tests use to check password handling. Run as root, the server runs
@@ -13,16 +13,15 @@
 #
 #   export OV_TEST_POSTGRES_DSN=$(scripts/test-postgres.sh start)
 #   go test ./internal/store/... ./daemon/server/...
-#   scripts/test-postgres.sh stop "$(sed 's/.*host=\([^&]*\).*/\1/' <<<"$OV_TEST_POSTGRES_DSN")"
+#   scripts/test-postgres.sh stop "$OV_TEST_POSTGRES_DSN"
 set -euo pipefail
 
 die() { echo "test-postgres: $*" >&2; exit 1; }
 
 pgbin() {
   local d
-  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r) ""; do
-    [ -n "$d" ] && [ -x "$d/initdb" ] && { echo "$d"; return; }
-  done
+  d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r | head -1)
+  if [ -x "$d/initdb" ]; then echo "$d"; return; fi
   command -v initdb >/dev/null 2>&1 && { dirname "$(command -v initdb)"; return; }
   die "initdb not found: apt-get install postgresql"
 }
@@ -69,7 +68,8 @@ EOF
   ;;
 stop)
   dir=${2:-}
-  [ -n "$dir" ] && [ -d "$dir/data" ] || die "usage: $0 stop DIR (the host= of the DSN)"
+  case "$dir" in postgres://* | postgresql://*) dir=$(sed -E 's/.*[?&]host=([^&]*).*/\1/' <<<"$dir") ;; esac
+  if [ -z "$dir" ] || [ ! -d "$dir/data" ]; then die "usage: $0 stop DIR|DSN"; fi
   as_owner "$(pgbin)/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$dir"
   ;;
