@@ -74,10 +74,17 @@ func IsDSN(s string) bool {
 // as sslmode=verify-full, sslrootcert=, service= or pool_max_conns=) and brings its schema up to
 // date. Errors wrap [ErrSchemaTooNew] when the database comes from a newer schema.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	return open(ctx, dsn, pgx.QueryExecModeCacheStatement)
+}
+
+// open is Open with a chosen query mode: benchmarks compare the statement cache (prepared once
+// per connection) with QueryExecModeExec (parsed and planned on every call).
+func open(ctx context.Context, dsn string, mode pgx.QueryExecMode) (*DB, error) {
 	cfg, shown, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
+	cfg.ConnConfig.DefaultQueryExecMode = mode
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", shown, err)
@@ -116,8 +123,6 @@ func parseDSN(dsn string) (*pgxpool.Config, string, error) {
 		}
 		cfg.ConnConfig.Password = pw
 	}
-	// Every statement is prepared once per connection and reused from the cache after that.
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
 	return cfg, shown, nil
 }
 

@@ -248,3 +248,22 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// BenchmarkStore runs storetest.Bench with every statement prepared once per connection and
+// reused (what Open does), and, as the baseline of the same run, with every statement parsed and
+// planned on each call.
+func BenchmarkStore(b *testing.B) {
+	for _, m := range []struct {
+		name string
+		mode pgx.QueryExecMode
+	}{{"unprepared", pgx.QueryExecModeExec}, {"prepared", pgx.QueryExecModeCacheStatement}} {
+		b.Run(m.name, func(b *testing.B) {
+			db, err := open(bg, pgtest.NewDatabase(b), m.mode)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			storetest.Bench(b, db)
+		})
+	}
+}

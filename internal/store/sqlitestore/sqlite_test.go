@@ -177,3 +177,12 @@ func TestMultiInstance(t *testing.T) {
 	defer b.Close()
 	storetest.RunMulti(t, a, b)
 }
+
+func BenchmarkStore(b *testing.B) {
+	db, err := Open(context.Background(), filepath.Join(b.TempDir(), "ov-server.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	storetest.Bench(b, db)
+}
