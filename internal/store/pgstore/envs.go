@@ -108,26 +108,27 @@ func (db *DB) CreateEnv(ctx context.Context, e *store.Env) error {
 	return pgErr("create env", err)
 }
 
-// ReadEnv implements [store.Store].
+// ReadEnv implements [store.Store]. The env, its records and the machine's wrap are read in one
+// REPEATABLE READ snapshot, sent to the server as one pipeline: one round trip.
 func (db *DB) ReadEnv(ctx context.Context, envID []byte, opt store.ReadOptions) (*store.EnvView, error) {
-	var v *store.EnvView
-	err := db.readTx(ctx, func(tx pgx.Tx) error {
-		e, err := scanEnv(tx.QueryRow(ctx, `SELECT `+envCols+envFrom+` WHERE e.id = $1`, envID))
+	var v store.EnvView
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
+	b.Queue(`SELECT `+envCols+envFrom+` WHERE e.id = $1`, envID).QueryRow(func(row pgx.Row) error {
+		e, err := scanEnv(row)
 		if err != nil {
 			return err
 		}
-		v = &store.EnvView{Env: *e}
-		if opt.Records != store.RecordsNone {
-			q := `SELECT blind, version, hash, octet_length(record) FROM records WHERE env_id = $1 ORDER BY blind`
-			if opt.Records == store.RecordsFull {
-				q = `SELECT blind, version, hash, octet_length(record), record FROM records WHERE env_id = $1 ORDER BY blind`
-			}
-			rows, err := tx.Query(ctx, q, envID)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			v.Records = make([]store.Record, 0, e.Count)
+		v.Env = *e
+		return nil
+	})
+	if opt.Records != store.RecordsNone {
+		q := `SELECT blind, version, hash, octet_length(record) FROM records WHERE env_id = $1 ORDER BY blind`
+		if opt.Records == store.RecordsFull {
+			q = `SELECT blind, version, hash, octet_length(record), record FROM records WHERE env_id = $1 ORDER BY blind`
+		}
+		b.Queue(q, envID).Query(func(rows pgx.Rows) error {
+			v.Records = make([]store.Record, 0, v.Env.Count)
 			for rows.Next() {
 				var r store.Record
 				dst := []any{&r.Blind, &r.Version, &r.Hash, &r.Size}
@@ -139,23 +140,25 @@ func (db *DB) ReadEnv(ctx context.Context, envID []byte, opt store.ReadOptions) 
 				}
 				v.Records = append(v.Records, r)
 			}
-			if err := rows.Err(); err != nil {
-				return err
+			return rows.Err()
+		})
+	}
+	if opt.MachineID != nil {
+		b.Queue(`SELECT w.wrap FROM machine_wraps w JOIN envs e ON e.id = w.env_id AND e.epoch = w.epoch
+			WHERE w.machine_id = $1 AND w.env_id = $2`, opt.MachineID, envID).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&v.MachineWrap)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
 			}
-		}
-		if opt.MachineID != nil {
-			err := tx.QueryRow(ctx, `SELECT wrap FROM machine_wraps WHERE machine_id = $1 AND env_id = $2 AND epoch = $3`,
-				opt.MachineID, envID, e.Epoch).Scan(&v.MachineWrap)
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+			return err
+		})
+	}
+	b.Queue(`COMMIT`)
+	// A failure leaves the connection inside the transaction; the pool then discards it.
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, pgErr("read env", err)
 	}
-	return v, nil
+	return &v, nil
 }
 
 // CommitEnv implements [store.Store].

@@ -3,6 +3,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 // implementation runs it from a Benchmark function; compare the figures of one run as ratios
 // (benchstat).
 func Bench(b *testing.B, s store.Store) {
-	a, dev := newAccount("bench@example.com")
+	a, dev := newAccount(fmt.Sprintf("bench-%x@example.com", rnd(4)))
 	if err := s.CreateAccount(ctx, a, dev); err != nil {
 		b.Fatal(err)
 	}
@@ -24,7 +25,7 @@ func Bench(b *testing.B, s store.Store) {
 		b.Fatal(err)
 	}
 	newEnv := func(name string) *store.Env {
-		e := &store.Env{ID: rnd(16), AppID: app.ID, AccountID: a.ID, Name: name, Epoch: 1, WrappedEK: rnd(74), CreatedAt: now}
+		e := &store.Env{ID: rnd(16), AppID: app.ID, AccountID: a.ID, Name: fmt.Sprintf("%s-%x", name, rnd(4)), Epoch: 1, WrappedEK: rnd(74), CreatedAt: now}
 		if err := s.CreateEnv(ctx, e); err != nil {
 			b.Fatal(err)
 		}

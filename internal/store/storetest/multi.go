@@ -5,6 +5,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -153,11 +154,12 @@ func RunMulti(t *testing.T, a, b store.Store) {
 		var wins, exists atomic.Int32
 		var wg sync.WaitGroup
 		start := make(chan struct{})
+		email := fmt.Sprintf("same-%x@example.com", rnd(4))
 		for i := range 6 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				acct, dev := newAccount("same@example.com")
+				acct, dev := newAccount(email)
 				<-start
 				err := pick(i).CreateAccount(ctx, acct, dev)
 				switch {
