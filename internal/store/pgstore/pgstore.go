@@ -73,18 +73,23 @@ func IsDSN(s string) bool {
 // Open connects to the database named by dsn (a postgres:// URL, with any libpq parameter, such
 // as sslmode=verify-full, sslrootcert=, service= or pool_max_conns=) and brings its schema up to
 // date. Errors wrap [ErrSchemaTooNew] when the database comes from a newer schema.
+//
+// Statements are prepared once per connection and reused (pgx's statement cache), unless the URL
+// says otherwise with default_query_exec_mode= (exec, for a pooler in transaction mode).
 func Open(ctx context.Context, dsn string) (*DB, error) {
-	return open(ctx, dsn, pgx.QueryExecModeCacheStatement)
+	return open(ctx, dsn, nil)
 }
 
 // open is Open with a chosen query mode: benchmarks compare the statement cache (prepared once
 // per connection) with QueryExecModeExec (parsed and planned on every call).
-func open(ctx context.Context, dsn string, mode pgx.QueryExecMode) (*DB, error) {
+func open(ctx context.Context, dsn string, mode *pgx.QueryExecMode) (*DB, error) {
 	cfg, shown, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	cfg.ConnConfig.DefaultQueryExecMode = mode
+	if mode != nil {
+		cfg.ConnConfig.DefaultQueryExecMode = *mode
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", shown, err)

@@ -258,7 +258,7 @@ func BenchmarkStore(b *testing.B) {
 		mode pgx.QueryExecMode
 	}{{"unprepared", pgx.QueryExecModeExec}, {"prepared", pgx.QueryExecModeCacheStatement}} {
 		b.Run(m.name, func(b *testing.B) {
-			db, err := open(bg, pgtest.NewDatabase(b), m.mode)
+			db, err := open(bg, pgtest.NewDatabase(b), &m.mode)
 			if err != nil {
 				b.Fatal(err)
 			}

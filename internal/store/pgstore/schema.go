@@ -3,7 +3,9 @@
 package pgstore
 
 // migrations is the numbered schema history: migrations[i] brings the schema from version i to
-// version i+1. Entries are only ever appended; an applied entry never changes. Every statement of
+// version i+1. Entries are only ever appended; an applied entry never changes. Keep them additive
+// (new tables, new nullable or defaulted columns): instances of the previous version keep serving
+// the same database during a rolling upgrade. Every statement of
 // one version runs in one transaction (PostgreSQL's DDL is transactional), under the migration
 // lock, so a half-applied version never exists.
 //
