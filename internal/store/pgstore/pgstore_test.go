@@ -267,3 +267,27 @@ func BenchmarkStore(b *testing.B) {
 		})
 	}
 }
+
+// TestExecModeFromURL: default_query_exec_mode= in the URL wins over the statement cache (for
+// poolers in transaction mode), and the store works that way too.
+func TestExecModeFromURL(t *testing.T) {
+	u := mustURL(t, pgtest.NewDatabase(t))
+	q := u.Query()
+	q.Set("default_query_exec_mode", "exec")
+	u.RawQuery = q.Encode()
+	storetest.RunReopen(t, func(t *testing.T) store.Store {
+		db, err := Open(bg, u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := db.pool.Config().ConnConfig.DefaultQueryExecMode; m != pgx.QueryExecModeExec {
+			t.Fatalf("query mode %v, want exec", m)
+		}
+		return db
+	})
+	db := openNew(t)
+	defer db.Close()
+	if m := db.pool.Config().ConnConfig.DefaultQueryExecMode; m != pgx.QueryExecModeCacheStatement {
+		t.Fatalf("default query mode %v, want the statement cache", m)
+	}
+}
