@@ -122,6 +122,58 @@ func RunMulti(t *testing.T, a, b store.Store) {
 			}
 		}
 	})
+	t.Run("ReadsConsistentAcross", func(t *testing.T) {
+		// A writer on a replaces every record at each commit (all at the commit's seq, a varying
+		// number of them); readers on b must always see one commit whole: the env's seq and count
+		// and exactly its records, never a mix of two.
+		acct, _ := mkAccount(t, a)
+		env := mkEnv(t, a, mkApp(t, a, acct.ID, "web"), "prod")
+		blinds := make([][]byte, 12)
+		for i := range blinds {
+			blinds[i] = rnd(16)
+		}
+		var stop atomic.Bool
+		var reads atomic.Int32
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !stop.Load() {
+					v, err := b.ReadEnv(ctx, env.ID, store.ReadOptions{Records: store.RecordsIndex})
+					if err != nil {
+						t.Errorf("read: %v", err)
+						return
+					}
+					reads.Add(1)
+					if v.Env.Count != len(v.Records) {
+						t.Errorf("torn read: count %d, %d records", v.Env.Count, len(v.Records))
+						return
+					}
+					for _, r := range v.Records {
+						if r.Version != v.Env.Seq {
+							t.Errorf("torn read: a record of seq %d in the env at seq %d", r.Version, v.Env.Seq)
+							return
+						}
+					}
+				}
+			}()
+		}
+		for seq := uint64(0); seq < 40; seq++ {
+			c := &store.Commit{EnvID: env.ID, ExpectedSeq: seq, Seq: seq + 1, Manifest: rnd(16), ManifestSig: rnd(64), At: now}
+			n := 1 + int(seq*7)%len(blinds)
+			for _, bl := range blinds[:n] {
+				c.Put = append(c.Put, rec(bl, seq+1, 16))
+			}
+			c.Delete = blinds[n:]
+			must(t, a.CommitEnv(ctx, c), "commit")
+		}
+		stop.Store(true)
+		wg.Wait()
+		if reads.Load() == 0 {
+			t.Fatal("no reads ran")
+		}
+	})
 	t.Run("ChangePasswordRacingAcross", func(t *testing.T) {
 		acct, _ := mkAccount(t, a)
 		var wins, conflicts atomic.Int32
