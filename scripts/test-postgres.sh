@@ -40,7 +40,14 @@ case "$cmd" in
 start)
   bin=$(pgbin)
   dir=${2:-}
-  if [ -z "$dir" ]; then dir=$(mktemp -d "${TMPDIR:-/tmp}/ov-pg.XXXXXX"); fi
+  if [ -z "$dir" ]; then
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/ov-pg.XXXXXX")
+    # As root, the postgres user must reach the directory: $TMPDIR may be private to root.
+    if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$(dirname "$dir")"; then
+      rmdir "$dir"
+      dir=$(mktemp -d /tmp/ov-pg.XXXXXX)
+    fi
+  fi
   mkdir -p "$dir"
   chmod 0700 "$dir"
   if [ "$(id -u)" = 0 ]; then
