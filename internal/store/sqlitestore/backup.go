@@ -25,6 +25,9 @@ var ErrInUse = errors.New("database is in use")
 // in its directory, checked, synced and only then given its name, so that a failed or interrupted
 // backup never leaves a file that looks complete.
 func Backup(ctx context.Context, path, file string) error {
+	if strings.ContainsAny(path, "?#") {
+		return fmt.Errorf("backup: database path %q must not contain '?' or '#'", path)
+	}
 	if err := checkExisting(path); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
