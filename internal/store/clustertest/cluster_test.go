@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -480,6 +481,7 @@ func TestKillMidCommit(t *testing.T) {
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
+	var killed atomic.Bool
 	total := 0
 	first := make(chan struct{}, 64)
 	for i, e := range envs {
@@ -492,10 +494,8 @@ func TestKillMidCommit(t *testing.T) {
 					name, value := fmt.Sprintf("K%d_%d", k, j), fmt.Sprintf("v%d.%d-%s", k, j, e)
 					_, errs, code := w.ovAs(who, value+"\n", "secret", "set", name, "--app", "myapp", "--env", e, "--password-file", w.pw)
 					if code != 0 {
-						select {
-						case <-a.done:
+						if killed.Load() {
 							return // killed: this write may or may not have landed
-						default:
 						}
 						if !isConflict(errs) {
 							t.Errorf("set through the live server: exit %d: %s", code, errs)
@@ -517,9 +517,16 @@ func TestKillMidCommit(t *testing.T) {
 	}
 	// Let commits flow, then kill the server in the middle of them.
 	for range 6 {
-		<-first
+		select {
+		case <-first:
+		case <-time.After(2 * time.Minute):
+			killed.Store(true)
+			a.kill()
+			t.Fatal("the writers did not get 6 commits through in 2 minutes")
+		}
 	}
 	time.Sleep(300 * time.Millisecond)
+	killed.Store(true)
 	a.kill()
 	wg.Wait()
 	t.Logf("%d writes acknowledged before SIGKILL", total)
