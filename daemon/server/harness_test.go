@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync/atomic"
@@ -20,11 +21,13 @@ import (
 
 	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/envelope"
-	"github.com/opaquevault/opaquevault/internal/store/sqlitestore"
+	"github.com/opaquevault/opaquevault/internal/store"
+	"github.com/opaquevault/opaquevault/internal/store/pgstore/pgtest"
+	"github.com/opaquevault/opaquevault/internal/store/storeopen"
 )
 
 // The tests drive the real server (on a loopback listener) with the real internal/api client and a
-// real SQLite file. Client-side values (wrapped keys, records) are random bytes of the right shape:
+// real SQLite file (or, with $OV_TEST_POSTGRES_DSN, a real PostgreSQL database). Client-side values (wrapped keys, records) are random bytes of the right shape:
 // the server cannot tell them from ciphertext. Manifests and grants are built with internal/envelope
 // and signed with crypto/ed25519, as a client would; nothing here decrypts.
 
@@ -49,7 +52,7 @@ func sealed(n int) []byte { return append([]byte{1, 1}, rnd(n-2)...) }
 
 type harness struct {
 	t      testing.TB
-	db     *sqlitestore.DB
+	db     store.Store
 	srv    *Server
 	ts     *httptest.Server
 	offset atomic.Int64 // added to the clock, to test expiry
@@ -63,7 +66,7 @@ func noRateLimits() Limits {
 
 func newHarness(t testing.TB, limits Limits) *harness {
 	t.Helper()
-	db, err := sqlitestore.Open(bg, filepath.Join(t.TempDir(), "ov-server.db"))
+	db, err := storeopen.Open(bg, testDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +79,15 @@ func newHarness(t testing.TB, limits Limits) *harness {
 	h.ts = newTestServer(t, srv)
 	t.Cleanup(func() { db.Close() })
 	return h
+}
+
+// testDB is where a harness keeps its data: a new PostgreSQL database when $OV_TEST_POSTGRES_DSN
+// names a test server (so every API test runs on both backends in CI), else a new SQLite file.
+func testDB(t testing.TB) string {
+	if os.Getenv(pgtest.EnvVar) != "" {
+		return pgtest.NewDatabase(t)
+	}
+	return filepath.Join(t.TempDir(), "ov-server.db")
 }
 
 // newTestServer serves handler on a loopback listener until the test ends.

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/opaquevault/opaquevault/internal/store"
-	"github.com/opaquevault/opaquevault/internal/store/sqlitestore"
+	"github.com/opaquevault/opaquevault/internal/store/storeopen"
 )
 
 // inviteMain is `ov-server invite create|list|revoke`: the operator's commands, run on the host
@@ -57,7 +57,7 @@ func inviteMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "ov-server: error: want `invite create`, `invite list` or `invite revoke ID`\n")
 		return exitUsage
 	}
-	st, err := sqlitestore.Open(ctx, *db)
+	st, err := storeopen.Open(ctx, *db)
 	if err != nil {
 		fmt.Fprintf(stderr, "ov-server: error: %v\n", err)
 		return exitFailure

@@ -25,7 +25,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/opaquevault/opaquevault/internal/api"
-	"github.com/opaquevault/opaquevault/internal/store/sqlitestore"
+	"github.com/opaquevault/opaquevault/internal/store/storeopen"
 	"github.com/opaquevault/opaquevault/internal/version"
 )
 
@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, erro
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8443", "serve on host:port, or on a unix socket with unix:/path (ignored when systemd passes sockets)")
-	fs.StringVar(&o.db, "db", "", "SQLite database file (default: $STATE_DIRECTORY/ov-server.db, else /var/lib/ov-server/ov-server.db)")
+	fs.StringVar(&o.db, "db", "", "SQLite database file, or a postgres:// URL (default: $STATE_DIRECTORY/ov-server.db, else /var/lib/ov-server/ov-server.db)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate chain, PEM (default: $CREDENTIALS_DIRECTORY/tls.crt when present)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key, PEM (default: $CREDENTIALS_DIRECTORY/tls.key when present)")
 	fs.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP on an address that is not loopback")
@@ -157,6 +157,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "invite" {
 		return inviteMain(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && (args[0] == "backup" || args[0] == "restore") {
+		return backupMain(ctx, args[0], args[1:], stdout, stderr)
+	}
 	o, _, err := parseFlags(args, stderr)
 	if errors.Is(err, pflag.ErrHelp) {
 		return exitOK
@@ -228,7 +231,7 @@ func run(ctx context.Context, o *options, logger *logrus.Logger, stderr io.Write
 			l.Close()
 		}
 	}
-	db, err := sqlitestore.Open(ctx, o.db)
+	db, err := storeopen.Open(ctx, o.db)
 	if err != nil {
 		closeAll()
 		return err

@@ -73,6 +73,9 @@ func newMetrics(st any) *metrics {
 			reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 		}
 	}
+	if p, ok := st.(poolStatser); ok {
+		reg.MustRegister(newPoolCollector(p))
+	}
 	return m
 }
 

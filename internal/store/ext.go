@@ -44,3 +44,11 @@ type EnvHead struct {
 	// deleted), in the same snapshot as the rest.
 	MachineLive bool
 }
+
+// PoolStats is the state of a connection pool, for the server's metrics. A store that pools
+// connections itself (pgstore) offers them by name through a PoolStats() map[string]PoolStats method.
+type PoolStats struct {
+	Max, Open, InUse, Idle int
+	Waits                  int64         // acquisitions that had to wait for a connection
+	WaitTime               time.Duration // total time spent waiting
+}

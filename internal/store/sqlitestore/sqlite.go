@@ -43,6 +43,8 @@ type DB struct {
 	path string
 	w    *sql.DB // exactly one connection; BEGIN IMMEDIATE
 	r    *sql.DB // read-only connections
+	ws   *stmts  // prepared statements of w
+	rs   *stmts  // prepared statements of r
 
 	secretMu sync.Mutex
 	secret   []byte
@@ -74,7 +76,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
-	db := &DB{path: path, w: w}
+	db := &DB{path: path, w: w, ws: newStmts(w)}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -86,7 +88,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	db.r = r
+	db.r, db.rs = r, newStmts(r)
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -167,7 +169,7 @@ func (db *DB) migrate(ctx context.Context) error {
 // SchemaVersion returns the schema version recorded in the database.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	if err := db.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
+	if err := db.rs.queryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return v, nil
@@ -176,7 +178,7 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 // Ping implements [store.Store].
 func (db *DB) Ping(ctx context.Context) error {
 	var one int
-	if err := db.r.QueryRowContext(ctx, `SELECT 1 FROM schema_version LIMIT 1`).Scan(&one); err != nil {
+	if err := db.rs.queryRow(ctx, `SELECT 1 FROM schema_version LIMIT 1`).Scan(&one); err != nil {
 		return fmt.Errorf("ping database: %w", err)
 	}
 	return nil
@@ -185,6 +187,10 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close implements [store.Store].
 func (db *DB) Close() error {
 	var errs []error
+	if db.rs != nil {
+		errs = append(errs, db.rs.close())
+	}
+	errs = append(errs, db.ws.close())
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}
@@ -203,11 +209,11 @@ func (db *DB) ServerSecret(ctx context.Context) ([]byte, error) {
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, fmt.Errorf("create server secret: %w", err)
 	}
-	if _, err := db.w.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('server_secret', ?) ON CONFLICT (key) DO NOTHING`, fresh); err != nil {
+	if _, err := db.ws.exec(ctx, `INSERT INTO meta (key, value) VALUES ('server_secret', ?) ON CONFLICT (key) DO NOTHING`, fresh); err != nil {
 		return nil, fmt.Errorf("create server secret: %w", err)
 	}
 	var v []byte
-	if err := db.w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'server_secret'`).Scan(&v); err != nil {
+	if err := db.ws.queryRow(ctx, `SELECT value FROM meta WHERE key = 'server_secret'`).Scan(&v); err != nil {
 		return nil, fmt.Errorf("read server secret: %w", err)
 	}
 	if len(v) != 32 {
@@ -271,7 +277,7 @@ func mustAffect(res sql.Result, op string) error {
 const accountCols = `id, email, kdf_t, kdf_m, kdf_p, kdf_salt, wrapped_ak, ak_version, key_check,
 	login_verifier, wrapped_sign_seed, sign_pub, created_at, updated_at`
 
-func scanAccount(row interface{ Scan(...any) error }) (*store.Account, error) {
+func scanAccount(row row) (*store.Account, error) {
 	var a store.Account
 	var created, updated int64
 	if err := row.Scan(&a.ID, &a.Email, &a.KDF.T, &a.KDF.M, &a.KDF.P, &a.KDF.Salt, &a.WrappedAK, &a.AKVersion,
@@ -285,18 +291,18 @@ func scanAccount(row interface{ Scan(...any) error }) (*store.Account, error) {
 // CreateAccount implements [store.Store].
 func (db *DB) CreateAccount(ctx context.Context, a *store.Account, first *store.Device) error {
 	const op = "create account"
-	tx, err := db.w.BeginTx(ctx, nil)
+	tx, err := db.ws.begin(ctx, nil)
 	if err != nil {
 		return sqlErr(op, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := db.ws.txExec(ctx, tx, `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, store.NormalizeEmail(a.Email), a.KDF.T, a.KDF.M, a.KDF.P, a.KDF.Salt, a.WrappedAK, a.AKVersion, a.KeyCheck,
 		a.LoginVerifier, a.WrappedSignSeed, a.SignPub, micro(a.CreatedAt), micro(a.CreatedAt)); err != nil {
 		return sqlErr(op, err)
 	}
 	if first != nil {
-		if err := insertDevice(ctx, tx, first, a.ID); err != nil {
+		if err := db.insertDevice(ctx, tx, first, a.ID); err != nil {
 			return sqlErr(op, err)
 		}
 	}
@@ -305,7 +311,7 @@ func (db *DB) CreateAccount(ctx context.Context, a *store.Account, first *store.
 
 // Account implements [store.Store].
 func (db *DB) Account(ctx context.Context, id []byte) (*store.Account, error) {
-	a, err := scanAccount(db.r.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, id))
+	a, err := scanAccount(db.rs.queryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, id))
 	if err != nil {
 		return nil, sqlErr("read account", err)
 	}
@@ -314,7 +320,7 @@ func (db *DB) Account(ctx context.Context, id []byte) (*store.Account, error) {
 
 // AccountByEmail implements [store.Store].
 func (db *DB) AccountByEmail(ctx context.Context, email string) (*store.Account, error) {
-	a, err := scanAccount(db.r.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE email = ?`, store.NormalizeEmail(email)))
+	a, err := scanAccount(db.rs.queryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE email = ?`, store.NormalizeEmail(email)))
 	if err != nil {
 		return nil, sqlErr("read account", err)
 	}
@@ -324,25 +330,25 @@ func (db *DB) AccountByEmail(ctx context.Context, email string) (*store.Account,
 // ChangePassword implements [store.Store].
 func (db *DB) ChangePassword(ctx context.Context, c *store.PasswordChange) error {
 	const op = "change password"
-	tx, err := db.w.BeginTx(ctx, nil)
+	tx, err := db.ws.begin(ctx, nil)
 	if err != nil {
 		return sqlErr(op, err)
 	}
 	defer tx.Rollback()
 	var cur []byte
-	if err := tx.QueryRowContext(ctx, `SELECT login_verifier FROM accounts WHERE id = ?`, c.AccountID).Scan(&cur); err != nil {
+	if err := db.ws.txQueryRow(ctx, tx, `SELECT login_verifier FROM accounts WHERE id = ?`, c.AccountID).Scan(&cur); err != nil {
 		return sqlErr(op, err)
 	}
 	if subtle.ConstantTimeCompare(cur, c.OldLoginVerifier) != 1 {
 		return fmt.Errorf("%s: login verifier changed: %w", op, store.ErrConflict)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE accounts SET kdf_t = ?, kdf_m = ?, kdf_p = ?, kdf_salt = ?, wrapped_ak = ?,
+	if _, err := db.ws.txExec(ctx, tx, `UPDATE accounts SET kdf_t = ?, kdf_m = ?, kdf_p = ?, kdf_salt = ?, wrapped_ak = ?,
 		ak_version = ?, key_check = ?, login_verifier = ?, updated_at = ? WHERE id = ?`,
 		c.KDF.T, c.KDF.M, c.KDF.P, c.KDF.Salt, c.WrappedAK, c.AKVersion, c.KeyCheck, c.LoginVerifier, micro(c.At), c.AccountID); err != nil {
 		return sqlErr(op, err)
 	}
 	if c.RevokeMachines {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM machines WHERE account_id = ?`, c.AccountID); err != nil {
+		if _, err := db.ws.txExec(ctx, tx, `DELETE FROM machines WHERE account_id = ?`, c.AccountID); err != nil {
 			return sqlErr(op, err)
 		}
 	}
@@ -353,13 +359,13 @@ func (db *DB) ChangePassword(ctx context.Context, c *store.PasswordChange) error
 
 const deviceCols = `key_id, account_id, verifier, name, created_at, last_used_at, revoked_at`
 
-func insertDevice(ctx context.Context, tx *sql.Tx, d *store.Device, accountID []byte) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+func (db *DB) insertDevice(ctx context.Context, tx *sql.Tx, d *store.Device, accountID []byte) error {
+	_, err := db.ws.txExec(ctx, tx, `INSERT INTO devices (`+deviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		d.KeyID, accountID, d.Verifier, d.Name, micro(d.CreatedAt), nullMicro(d.LastUsedAt), nullMicro(d.RevokedAt))
 	return err
 }
 
-func scanDevice(row interface{ Scan(...any) error }) (*store.Device, error) {
+func scanDevice(row row) (*store.Device, error) {
 	var d store.Device
 	var created int64
 	var used, revoked sql.NullInt64
@@ -373,12 +379,12 @@ func scanDevice(row interface{ Scan(...any) error }) (*store.Device, error) {
 // AddDevice implements [store.Store].
 func (db *DB) AddDevice(ctx context.Context, d *store.Device) error {
 	const op = "add device"
-	tx, err := db.w.BeginTx(ctx, nil)
+	tx, err := db.ws.begin(ctx, nil)
 	if err != nil {
 		return sqlErr(op, err)
 	}
 	defer tx.Rollback()
-	if err := insertDevice(ctx, tx, d, d.AccountID); err != nil {
+	if err := db.insertDevice(ctx, tx, d, d.AccountID); err != nil {
 		return sqlErr(op, err)
 	}
 	return sqlErr(op, tx.Commit())
@@ -386,7 +392,7 @@ func (db *DB) AddDevice(ctx context.Context, d *store.Device) error {
 
 // Device implements [store.Store].
 func (db *DB) Device(ctx context.Context, keyID []byte) (*store.Device, error) {
-	d, err := scanDevice(db.r.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE key_id = ?`, keyID))
+	d, err := scanDevice(db.rs.queryRow(ctx, `SELECT `+deviceCols+` FROM devices WHERE key_id = ?`, keyID))
 	if err != nil {
 		return nil, sqlErr("read device", err)
 	}
@@ -395,7 +401,7 @@ func (db *DB) Device(ctx context.Context, keyID []byte) (*store.Device, error) {
 
 // Devices implements [store.Store].
 func (db *DB) Devices(ctx context.Context, accountID []byte) ([]store.Device, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE account_id = ? ORDER BY created_at, key_id`, accountID)
+	rows, err := db.rs.query(ctx, `SELECT `+deviceCols+` FROM devices WHERE account_id = ? ORDER BY created_at, key_id`, accountID)
 	if err != nil {
 		return nil, sqlErr("list devices", err)
 	}
@@ -413,7 +419,7 @@ func (db *DB) Devices(ctx context.Context, accountID []byte) ([]store.Device, er
 
 // TouchDevice implements [store.Store].
 func (db *DB) TouchDevice(ctx context.Context, keyID []byte, at time.Time) error {
-	res, err := db.w.ExecContext(ctx, `UPDATE devices SET last_used_at = ? WHERE key_id = ?`, micro(at), keyID)
+	res, err := db.ws.exec(ctx, `UPDATE devices SET last_used_at = ? WHERE key_id = ?`, micro(at), keyID)
 	if err != nil {
 		return sqlErr("touch device", err)
 	}
@@ -422,7 +428,7 @@ func (db *DB) TouchDevice(ctx context.Context, keyID []byte, at time.Time) error
 
 // RevokeDevice implements [store.Store].
 func (db *DB) RevokeDevice(ctx context.Context, accountID, keyID []byte, at time.Time) error {
-	res, err := db.w.ExecContext(ctx, `UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE key_id = ? AND account_id = ?`,
+	res, err := db.ws.exec(ctx, `UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE key_id = ? AND account_id = ?`,
 		micro(at), keyID, accountID)
 	if err != nil {
 		return sqlErr("revoke device", err)
@@ -434,7 +440,7 @@ func (db *DB) RevokeDevice(ctx context.Context, accountID, keyID []byte, at time
 
 // CreateApp implements [store.Store].
 func (db *DB) CreateApp(ctx context.Context, a *store.App) error {
-	_, err := db.w.ExecContext(ctx, `INSERT INTO apps (id, account_id, name, created_at) VALUES (?, ?, ?, ?)`,
+	_, err := db.ws.exec(ctx, `INSERT INTO apps (id, account_id, name, created_at) VALUES (?, ?, ?, ?)`,
 		a.ID, a.AccountID, a.Name, micro(a.CreatedAt))
 	return sqlErr("create app", err)
 }
@@ -444,7 +450,7 @@ const envCols = `e.id, e.app_id, a.account_id, a.name, e.name, e.epoch, k.wrappe
 
 const envFrom = ` FROM envs e JOIN apps a ON a.id = e.app_id LEFT JOIN env_keys k ON k.env_id = e.id AND k.epoch = e.epoch`
 
-func scanEnv(row interface{ Scan(...any) error }) (*store.Env, error) {
+func scanEnv(row row) (*store.Env, error) {
 	var e store.Env
 	var created, updated int64
 	if err := row.Scan(&e.ID, &e.AppID, &e.AccountID, &e.AppName, &e.Name, &e.Epoch, &e.WrappedEK, &e.Seq, &e.Manifest,
@@ -458,12 +464,12 @@ func scanEnv(row interface{ Scan(...any) error }) (*store.Env, error) {
 // Apps implements [store.Store].
 func (db *DB) Apps(ctx context.Context, accountID []byte) ([]store.App, error) {
 	const op = "list apps"
-	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := db.rs.begin(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, sqlErr(op, err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT id, account_id, name, created_at FROM apps WHERE account_id = ? ORDER BY name`, accountID)
+	rows, err := db.rs.txQuery(ctx, tx, `SELECT id, account_id, name, created_at FROM apps WHERE account_id = ? ORDER BY name`, accountID)
 	if err != nil {
 		return nil, sqlErr(op, err)
 	}
@@ -484,7 +490,7 @@ func (db *DB) Apps(ctx context.Context, accountID []byte) ([]store.App, error) {
 	if err := rows.Err(); err != nil {
 		return nil, sqlErr(op, err)
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT `+envCols+envFrom+` WHERE a.account_id = ? ORDER BY e.name`, accountID)
+	rows, err = db.rs.txQuery(ctx, tx, `SELECT `+envCols+envFrom+` WHERE a.account_id = ? ORDER BY e.name`, accountID)
 	if err != nil {
 		return nil, sqlErr(op, err)
 	}
@@ -504,23 +510,23 @@ func (db *DB) Apps(ctx context.Context, accountID []byte) ([]store.App, error) {
 // CreateEnv implements [store.Store].
 func (db *DB) CreateEnv(ctx context.Context, e *store.Env) error {
 	const op = "create env"
-	tx, err := db.w.BeginTx(ctx, nil)
+	tx, err := db.ws.begin(ctx, nil)
 	if err != nil {
 		return sqlErr(op, err)
 	}
 	defer tx.Rollback()
 	var acct []byte
-	if err := tx.QueryRowContext(ctx, `SELECT account_id FROM apps WHERE id = ?`, e.AppID).Scan(&acct); err != nil {
+	if err := db.ws.txQueryRow(ctx, tx, `SELECT account_id FROM apps WHERE id = ?`, e.AppID).Scan(&acct); err != nil {
 		return sqlErr(op, err)
 	}
 	if !bytes.Equal(acct, e.AccountID) {
 		return fmt.Errorf("%s: app: %w", op, store.ErrNotFound)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO envs (id, app_id, name, epoch, seq, record_count, created_at, updated_at)
+	if _, err := db.ws.txExec(ctx, tx, `INSERT INTO envs (id, app_id, name, epoch, seq, record_count, created_at, updated_at)
 		VALUES (?, ?, ?, ?, 0, 0, ?, ?)`, e.ID, e.AppID, e.Name, e.Epoch, micro(e.CreatedAt), micro(e.CreatedAt)); err != nil {
 		return sqlErr(op, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO env_keys (env_id, epoch, wrapped_ek, created_at) VALUES (?, ?, ?, ?)`,
+	if _, err := db.ws.txExec(ctx, tx, `INSERT INTO env_keys (env_id, epoch, wrapped_ek, created_at) VALUES (?, ?, ?, ?)`,
 		e.ID, e.Epoch, e.WrappedEK, micro(e.CreatedAt)); err != nil {
 		return sqlErr(op, err)
 	}
@@ -530,12 +536,12 @@ func (db *DB) CreateEnv(ctx context.Context, e *store.Env) error {
 // ReadEnv implements [store.Store].
 func (db *DB) ReadEnv(ctx context.Context, envID []byte, opt store.ReadOptions) (*store.EnvView, error) {
 	const op = "read env"
-	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := db.rs.begin(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, sqlErr(op, err)
 	}
 	defer tx.Rollback()
-	e, err := scanEnv(tx.QueryRowContext(ctx, `SELECT `+envCols+envFrom+` WHERE e.id = ?`, envID))
+	e, err := scanEnv(db.rs.txQueryRow(ctx, tx, `SELECT `+envCols+envFrom+` WHERE e.id = ?`, envID))
 	if err != nil {
 		return nil, sqlErr(op, err)
 	}
@@ -545,7 +551,7 @@ func (db *DB) ReadEnv(ctx context.Context, envID []byte, opt store.ReadOptions) 
 		if opt.Records == store.RecordsFull {
 			q = `SELECT blind, version, hash, length(record), record FROM records WHERE env_id = ? ORDER BY blind`
 		}
-		rows, err := tx.QueryContext(ctx, q, envID)
+		rows, err := db.rs.txQuery(ctx, tx, q, envID)
 		if err != nil {
 			return nil, sqlErr(op, err)
 		}
@@ -568,7 +574,7 @@ func (db *DB) ReadEnv(ctx context.Context, envID []byte, opt store.ReadOptions) 
 		}
 	}
 	if opt.MachineID != nil {
-		err := tx.QueryRowContext(ctx, `SELECT wrap FROM machine_wraps WHERE machine_id = ? AND env_id = ? AND epoch = ?`,
+		err := db.rs.txQueryRow(ctx, tx, `SELECT wrap FROM machine_wraps WHERE machine_id = ? AND env_id = ? AND epoch = ?`,
 			opt.MachineID, envID, e.Epoch).Scan(&v.MachineWrap)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, sqlErr(op, err)
@@ -580,7 +586,7 @@ func (db *DB) ReadEnv(ctx context.Context, envID []byte, opt store.ReadOptions) 
 // CommitEnv implements [store.Store].
 func (db *DB) CommitEnv(ctx context.Context, c *store.Commit) error {
 	const op = "commit env"
-	tx, err := db.w.BeginTx(ctx, nil)
+	tx, err := db.ws.begin(ctx, nil)
 	if err != nil {
 		return sqlErr(op, err)
 	}
@@ -592,7 +598,7 @@ func (db *DB) CommitEnv(ctx context.Context, c *store.Commit) error {
 	if c.Rotate != nil {
 		epoch = sql.NullInt64{Int64: int64(c.Rotate.Epoch), Valid: true}
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE envs SET seq = ?, manifest = ?, manifest_sig = ?, epoch = COALESCE(?, epoch), updated_at = ?
+	res, err := db.ws.txExec(ctx, tx, `UPDATE envs SET seq = ?, manifest = ?, manifest_sig = ?, epoch = COALESCE(?, epoch), updated_at = ?
 		WHERE id = ? AND seq = ?`, c.Seq, c.Manifest, c.ManifestSig, epoch, micro(c.At), c.EnvID, c.ExpectedSeq)
 	if err != nil {
 		return sqlErr(op, err)
@@ -601,36 +607,35 @@ func (db *DB) CommitEnv(ctx context.Context, c *store.Commit) error {
 		return sqlErr(op, err)
 	} else if n == 0 {
 		var seq uint64
-		if err := tx.QueryRowContext(ctx, `SELECT seq FROM envs WHERE id = ?`, c.EnvID).Scan(&seq); err != nil {
+		if err := db.ws.txQueryRow(ctx, tx, `SELECT seq FROM envs WHERE id = ?`, c.EnvID).Scan(&seq); err != nil {
 			return sqlErr(op, err)
 		}
 		return fmt.Errorf("%s: seq is %d, not %d: %w", op, seq, c.ExpectedSeq, store.ErrConflict)
 	}
 	var acct []byte
-	if err := tx.QueryRowContext(ctx, `SELECT a.account_id FROM envs e JOIN apps a ON a.id = e.app_id WHERE e.id = ?`, c.EnvID).Scan(&acct); err != nil {
+	if err := db.ws.txQueryRow(ctx, tx, `SELECT a.account_id FROM envs e JOIN apps a ON a.id = e.app_id WHERE e.id = ?`, c.EnvID).Scan(&acct); err != nil {
 		return sqlErr(op, err)
 	}
 
 	if c.Rotate != nil {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM records WHERE env_id = ?`, c.EnvID); err != nil {
+		if _, err := db.ws.txExec(ctx, tx, `DELETE FROM records WHERE env_id = ?`, c.EnvID); err != nil {
 			return sqlErr(op, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO env_keys (env_id, epoch, wrapped_ek, created_at) VALUES (?, ?, ?, ?)`,
+		if _, err := db.ws.txExec(ctx, tx, `INSERT INTO env_keys (env_id, epoch, wrapped_ek, created_at) VALUES (?, ?, ?, ?)`,
 			c.EnvID, c.Rotate.Epoch, c.Rotate.WrappedEK, micro(c.At)); err != nil {
 			if errors.Is(sqlErr(op, err), store.ErrExists) {
 				return fmt.Errorf("%s: epoch %d already used: %w", op, c.Rotate.Epoch, store.ErrConflict)
 			}
 			return sqlErr(op, err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM machine_wraps WHERE env_id = ?`, c.EnvID); err != nil {
+		if _, err := db.ws.txExec(ctx, tx, `DELETE FROM machine_wraps WHERE env_id = ?`, c.EnvID); err != nil {
 			return sqlErr(op, err)
 		}
 	} else if len(c.Delete) > 0 {
-		del, err := tx.PrepareContext(ctx, `DELETE FROM records WHERE env_id = ? AND blind = ?`)
+		del, err := db.ws.txStmt(ctx, tx, `DELETE FROM records WHERE env_id = ? AND blind = ?`)
 		if err != nil {
 			return sqlErr(op, err)
 		}
-		defer del.Close()
 		for _, b := range c.Delete {
 			if _, err := del.ExecContext(ctx, c.EnvID, b); err != nil {
 				return sqlErr(op, err)
@@ -638,12 +643,11 @@ func (db *DB) CommitEnv(ctx context.Context, c *store.Commit) error {
 		}
 	}
 	if len(c.Put) > 0 {
-		put, err := tx.PrepareContext(ctx, `INSERT INTO records (env_id, blind, version, hash, record) VALUES (?, ?, ?, ?, ?)
+		put, err := db.ws.txStmt(ctx, tx, `INSERT INTO records (env_id, blind, version, hash, record) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (env_id, blind) DO UPDATE SET version = excluded.version, hash = excluded.hash, record = excluded.record`)
 		if err != nil {
 			return sqlErr(op, err)
 		}
-		defer put.Close()
 		for _, r := range c.Put {
 			h := sha256.Sum256(r.Data)
 			if _, err := put.ExecContext(ctx, c.EnvID, r.Blind, r.Version, h[:], r.Data); err != nil {
@@ -652,7 +656,7 @@ func (db *DB) CommitEnv(ctx context.Context, c *store.Commit) error {
 		}
 	}
 	for _, id := range c.RevokeMachines {
-		res, err := tx.ExecContext(ctx, `DELETE FROM machines WHERE id = ? AND account_id = ?`, id, acct)
+		res, err := db.ws.txExec(ctx, tx, `DELETE FROM machines WHERE id = ? AND account_id = ?`, id, acct)
 		if err != nil {
 			return sqlErr(op, err)
 		}
@@ -666,12 +670,12 @@ func (db *DB) CommitEnv(ctx context.Context, c *store.Commit) error {
 			if !bytes.Equal(w.EnvID, c.EnvID) {
 				return fmt.Errorf("%s: machine wrap for another env: %w", op, store.ErrNotFound)
 			}
-			if err := insertWrap(ctx, tx, acct, &w); err != nil {
+			if err := db.insertWrap(ctx, tx, acct, &w); err != nil {
 				return sqlErr(op, err)
 			}
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE envs SET record_count = (SELECT COUNT(*) FROM records WHERE env_id = ?) WHERE id = ?`,
+	if _, err := db.ws.txExec(ctx, tx, `UPDATE envs SET record_count = (SELECT COUNT(*) FROM records WHERE env_id = ?) WHERE id = ?`,
 		c.EnvID, c.EnvID); err != nil {
 		return sqlErr(op, err)
 	}
@@ -679,8 +683,8 @@ func (db *DB) CommitEnv(ctx context.Context, c *store.Commit) error {
 }
 
 // insertWrap stores a machine wrap if the machine and the env (of w.AppID) both belong to account.
-func insertWrap(ctx context.Context, tx *sql.Tx, account []byte, w *store.MachineWrap) error {
-	res, err := tx.ExecContext(ctx, `INSERT INTO machine_wraps (machine_id, app_id, env_id, epoch, wrap)
+func (db *DB) insertWrap(ctx context.Context, tx *sql.Tx, account []byte, w *store.MachineWrap) error {
+	res, err := db.ws.txExec(ctx, tx, `INSERT INTO machine_wraps (machine_id, app_id, env_id, epoch, wrap)
 		SELECT ?, ?, ?, ?, ?
 		WHERE EXISTS (SELECT 1 FROM machines WHERE id = ? AND account_id = ?)
 		  AND EXISTS (SELECT 1 FROM envs e JOIN apps a ON a.id = e.app_id WHERE e.id = ? AND a.id = ? AND a.account_id = ?)`,
@@ -696,7 +700,7 @@ func insertWrap(ctx context.Context, tx *sql.Tx, account []byte, w *store.Machin
 const machineCols = `id, account_id, verifier, x_pub, grant_bytes, grant_sig, pin_sign_pub, pin_mac, not_after, label,
 	account_wrap, ak_version, created_at, last_seen_at`
 
-func scanMachine(row interface{ Scan(...any) error }) (*store.Machine, error) {
+func scanMachine(row row) (*store.Machine, error) {
 	var m store.Machine
 	var notAfter, seen sql.NullInt64
 	var created int64
@@ -711,7 +715,7 @@ func scanMachine(row interface{ Scan(...any) error }) (*store.Machine, error) {
 // CreateMachine implements [store.Store].
 func (db *DB) CreateMachine(ctx context.Context, m *store.Machine, wraps []store.MachineWrap) error {
 	const op = "create machine"
-	tx, err := db.w.BeginTx(ctx, nil)
+	tx, err := db.ws.begin(ctx, nil)
 	if err != nil {
 		return sqlErr(op, err)
 	}
@@ -720,7 +724,7 @@ func (db *DB) CreateMachine(ctx context.Context, m *store.Machine, wraps []store
 	if len(m.AccountWrap) > 0 {
 		accountWrap = m.AccountWrap
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO machines (`+machineCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := db.ws.txExec(ctx, tx, `INSERT INTO machines (`+machineCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, m.AccountID, m.Verifier, m.XPub, m.Grant, m.GrantSig, m.PinSignPub, m.PinMAC, nullMicro(m.NotAfter), m.Label,
 		accountWrap, m.AKVersion, micro(m.CreatedAt), nullMicro(m.LastSeenAt)); err != nil {
 		return sqlErr(op, err)
@@ -728,7 +732,7 @@ func (db *DB) CreateMachine(ctx context.Context, m *store.Machine, wraps []store
 	for i := range wraps {
 		w := wraps[i]
 		w.MachineID = m.ID
-		if err := insertWrap(ctx, tx, m.AccountID, &w); err != nil {
+		if err := db.insertWrap(ctx, tx, m.AccountID, &w); err != nil {
 			return sqlErr(op, err)
 		}
 	}
@@ -737,7 +741,7 @@ func (db *DB) CreateMachine(ctx context.Context, m *store.Machine, wraps []store
 
 // Machine implements [store.Store].
 func (db *DB) Machine(ctx context.Context, id []byte) (*store.Machine, error) {
-	m, err := scanMachine(db.r.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE id = ?`, id))
+	m, err := scanMachine(db.rs.queryRow(ctx, `SELECT `+machineCols+` FROM machines WHERE id = ?`, id))
 	if err != nil {
 		return nil, sqlErr("read machine", err)
 	}
@@ -746,7 +750,7 @@ func (db *DB) Machine(ctx context.Context, id []byte) (*store.Machine, error) {
 
 // Machines implements [store.Store].
 func (db *DB) Machines(ctx context.Context, accountID []byte) ([]store.Machine, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+machineCols+` FROM machines WHERE account_id = ? ORDER BY created_at, id`, accountID)
+	rows, err := db.rs.query(ctx, `SELECT `+machineCols+` FROM machines WHERE account_id = ? ORDER BY created_at, id`, accountID)
 	if err != nil {
 		return nil, sqlErr("list machines", err)
 	}
@@ -764,7 +768,7 @@ func (db *DB) Machines(ctx context.Context, accountID []byte) ([]store.Machine, 
 
 // MachineWraps implements [store.Store].
 func (db *DB) MachineWraps(ctx context.Context, machineID []byte) ([]store.MachineWrap, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT machine_id, app_id, env_id, epoch, wrap FROM machine_wraps WHERE machine_id = ?
+	rows, err := db.rs.query(ctx, `SELECT machine_id, app_id, env_id, epoch, wrap FROM machine_wraps WHERE machine_id = ?
 		ORDER BY env_id, epoch`, machineID)
 	if err != nil {
 		return nil, sqlErr("list machine wraps", err)
@@ -783,7 +787,7 @@ func (db *DB) MachineWraps(ctx context.Context, machineID []byte) ([]store.Machi
 
 // TouchMachine implements [store.Store].
 func (db *DB) TouchMachine(ctx context.Context, id []byte, at time.Time) error {
-	res, err := db.w.ExecContext(ctx, `UPDATE machines SET last_seen_at = ? WHERE id = ?`, micro(at), id)
+	res, err := db.ws.exec(ctx, `UPDATE machines SET last_seen_at = ? WHERE id = ?`, micro(at), id)
 	if err != nil {
 		return sqlErr("touch machine", err)
 	}
@@ -792,7 +796,7 @@ func (db *DB) TouchMachine(ctx context.Context, id []byte, at time.Time) error {
 
 // DeleteMachine implements [store.Store].
 func (db *DB) DeleteMachine(ctx context.Context, accountID, id []byte) error {
-	res, err := db.w.ExecContext(ctx, `DELETE FROM machines WHERE id = ? AND account_id = ?`, id, accountID)
+	res, err := db.ws.exec(ctx, `DELETE FROM machines WHERE id = ? AND account_id = ?`, id, accountID)
 	if err != nil {
 		return sqlErr("delete machine", err)
 	}
@@ -802,22 +806,22 @@ func (db *DB) DeleteMachine(ctx context.Context, accountID, id []byte) error {
 // ReplaceMachineWraps implements [store.Store].
 func (db *DB) ReplaceMachineWraps(ctx context.Context, accountID, machineID []byte, wraps []store.MachineWrap) error {
 	const op = "replace machine wraps"
-	tx, err := db.w.BeginTx(ctx, nil)
+	tx, err := db.ws.begin(ctx, nil)
 	if err != nil {
 		return sqlErr(op, err)
 	}
 	defer tx.Rollback()
 	var one int
-	if err := tx.QueryRowContext(ctx, `SELECT 1 FROM machines WHERE id = ? AND account_id = ?`, machineID, accountID).Scan(&one); err != nil {
+	if err := db.ws.txQueryRow(ctx, tx, `SELECT 1 FROM machines WHERE id = ? AND account_id = ?`, machineID, accountID).Scan(&one); err != nil {
 		return sqlErr(op, err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM machine_wraps WHERE machine_id = ?`, machineID); err != nil {
+	if _, err := db.ws.txExec(ctx, tx, `DELETE FROM machine_wraps WHERE machine_id = ?`, machineID); err != nil {
 		return sqlErr(op, err)
 	}
 	for i := range wraps {
 		w := wraps[i]
 		w.MachineID = machineID
-		if err := insertWrap(ctx, tx, accountID, &w); err != nil {
+		if err := db.insertWrap(ctx, tx, accountID, &w); err != nil {
 			return sqlErr(op, err)
 		}
 	}
@@ -879,7 +883,7 @@ func (db *DB) AppendAudit(ctx context.Context, e *store.AuditEntry) error {
 	if len(e.AccountID) > 0 {
 		acct = e.AccountID
 	}
-	res, err := db.w.ExecContext(ctx, `INSERT INTO audit (account_id, at, actor, action, target, remote_addr, result)
+	res, err := db.ws.exec(ctx, `INSERT INTO audit (account_id, at, actor, action, target, remote_addr, result)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, acct, micro(e.Time), e.Actor, e.Action, e.Target, e.RemoteAddr, e.Result)
 	if err != nil {
 		return sqlErr("append audit", err)
@@ -894,7 +898,7 @@ func (db *DB) AppendAudit(ctx context.Context, e *store.AuditEntry) error {
 
 // Audit implements [store.Store].
 func (db *DB) Audit(ctx context.Context, accountID []byte, limit int) ([]store.AuditEntry, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, account_id, at, actor, action, target, remote_addr, result FROM audit
+	rows, err := db.rs.query(ctx, `SELECT id, account_id, at, actor, action, target, remote_addr, result FROM audit
 		WHERE account_id = ? ORDER BY id DESC LIMIT ?`, accountID, limit)
 	if err != nil {
 		return nil, sqlErr("list audit", err)

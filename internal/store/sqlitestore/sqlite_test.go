@@ -161,3 +161,59 @@ func TestAuditAppendOnly(t *testing.T) {
 		t.Error("DELETE from the audit log succeeded")
 	}
 }
+
+// TestMultiInstance: two handles on one file, as two processes would have.
+func TestMultiInstance(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ov-server.db")
+	a, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	storetest.RunMulti(t, a, b)
+}
+
+// BenchmarkStore runs storetest.Bench with prepared statements reused (what Open does) and, as
+// the baseline of the same run, with every query prepared and finalized on each call (database/sql's
+// default).
+func BenchmarkStore(b *testing.B) {
+	for _, prepared := range []bool{false, true} {
+		name := map[bool]string{false: "unprepared", true: "prepared"}[prepared]
+		b.Run(name, func(b *testing.B) {
+			db, err := Open(context.Background(), filepath.Join(b.TempDir(), "ov-server.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			db.ws.off, db.rs.off = !prepared, !prepared
+			storetest.Bench(b, db)
+		})
+	}
+}
+
+// TestStatementsReused: after the first round of calls, transactions find their statements
+// prepared (nothing pending), and a second round prepares nothing new.
+func TestStatementsReused(t *testing.T) {
+	db := openTemp(t)
+	defer db.Close()
+	round := func() {
+		storetest.RunMulti(t, db, db)
+	}
+	round()
+	round() // prepares what the first round's transactions missed
+	db.ws.mu.Lock()
+	n, pending := len(db.ws.m), len(db.ws.pending)
+	db.ws.mu.Unlock()
+	round()
+	db.ws.mu.Lock()
+	n2, pending2 := len(db.ws.m), len(db.ws.pending)
+	db.ws.mu.Unlock()
+	if n == 0 || n2 != n || pending2 != 0 {
+		t.Fatalf("writer statements: %d prepared (%d pending), then %d (%d pending): want a stable, non-empty set", n, pending, n2, pending2)
+	}
+}
