@@ -15,6 +15,7 @@ import (
 	"github.com/opaquevault/opaquevault/daemon/peercred"
 	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/localapi"
+	ovnames "github.com/opaquevault/opaquevault/internal/names"
 	"github.com/opaquevault/opaquevault/internal/remote"
 	"github.com/opaquevault/opaquevault/internal/secmem"
 )
@@ -232,7 +233,7 @@ func checkNames(names []string) *localapi.Response {
 	}
 	seen := make(map[string]bool, len(names))
 	for _, n := range names {
-		if n == "" || len(n) > localapi.MaxNameLen {
+		if !ovnames.ValidSecret(n) {
 			return &localapi.Response{Err: localapi.Errorf(localapi.CodeBadRequest, "invalid secret name of %d bytes", len(n))}
 		}
 		if seen[n] {

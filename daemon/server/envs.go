@@ -52,7 +52,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 	if err != nil {
 		return err
 	}
-	if err := checkName("name", req.Name); err != nil {
+	if err := checkScope("app", req.Name); err != nil {
 		return err
 	}
 	rc.target = "app:" + req.AppID
@@ -80,7 +80,7 @@ func (s *Server) createEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 	if err != nil {
 		return err
 	}
-	if err := checkName("name", req.Name); err != nil {
+	if err := checkScope("env", req.Name); err != nil {
 		return err
 	}
 	if req.Epoch < 1 {

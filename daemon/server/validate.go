@@ -10,12 +10,13 @@ import (
 
 	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/envelope"
+	"github.com/opaquevault/opaquevault/internal/names"
 	"github.com/opaquevault/opaquevault/internal/store"
 )
 
 // Shapes of what the server accepts.
 const (
-	maxNameLen    = 128 // app, env and device names, in bytes
+	maxNameLen    = 128 // device names, in bytes (app and env names: internal/names)
 	maxLabelLen   = 256 // machine labels
 	maxEmailLen   = 254
 	maxGrantLen   = 64 << 10
@@ -61,6 +62,14 @@ func checkText(field, s string, maxLen int, allowEmpty bool) error {
 }
 
 func checkName(field, s string) error { return checkText(field, s, maxNameLen, false) }
+
+// checkScope checks an app or env name with the rule every layer uses (internal/names).
+func checkScope(kind, s string) error {
+	if err := names.Scope(kind, s); err != nil {
+		return badRequest("%v", err)
+	}
+	return nil
+}
 
 // checkEmail checks the shape of an email address and returns its normalized form.
 func checkEmail(s string) (string, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/opaquevault/opaquevault/credentials"
 	"github.com/opaquevault/opaquevault/internal/dotenv"
 	"github.com/opaquevault/opaquevault/internal/envelope"
+	"github.com/opaquevault/opaquevault/internal/names"
 	"github.com/opaquevault/opaquevault/internal/remote"
 )
 
@@ -109,8 +110,8 @@ func (a *App) need(t target) error {
 		return usageErr("--env is required", "usage: ov "+a.cmd.usage)
 	}
 	for _, n := range []string{t.app, t.env} {
-		if _, err := envelope.NormalizeName(n); err != nil || !validScopeName(n) {
-			return usageErr(fmt.Sprintf("invalid app or env name %q: use letters, digits, _ . and -, starting with a letter or digit (at most 128)", n))
+		if _, err := names.NormalizeScope("app or env", n); err != nil {
+			return usageErr(fmt.Sprintf("invalid app or env name %q: %s", n, names.ScopeRule))
 		}
 	}
 	return nil

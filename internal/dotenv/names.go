@@ -2,7 +2,11 @@
 
 package dotenv
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/opaquevault/opaquevault/internal/names"
+)
 
 // nameKind classifies a variable name.
 type nameKind int
@@ -17,23 +21,13 @@ const (
 // neither. Only the first two may be shown in messages: text that is not a
 // name may be part of a value.
 func classifyName(name string) nameKind {
-	if name == "" {
+	switch {
+	case !names.ValidSecret(name):
 		return nameInvalid
+	case names.Portable(name):
+		return namePOSIX
 	}
-	kind := namePOSIX
-	if isDigit(name[0]) {
-		kind = nameExtended
-	}
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case isNameStart(c) || isDigit(c):
-		case i > 0 && (c == '.' || c == '-'):
-			kind = nameExtended
-		default:
-			return nameInvalid
-		}
-	}
-	return kind
+	return nameExtended
 }
 
 func isNameStart(c byte) bool {
@@ -41,9 +35,7 @@ func isNameStart(c byte) bool {
 }
 
 // isNameByte reports whether c may appear in a (possibly extended) name.
-func isNameByte(c byte) bool {
-	return isNameStart(c) || c >= '0' && c <= '9' || c == '.' || c == '-'
-}
+func isNameByte(c byte) bool { return names.SecretByte(c) }
 
 // dangerousNames are variables that change which code a program loads or how
 // it runs, or that systemd sets for the service. Importing one is allowed but

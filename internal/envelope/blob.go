@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+
+	"github.com/opaquevault/opaquevault/internal/names"
 )
 
 // Format constants of crypto.md §0 and §1.5.
@@ -33,7 +35,7 @@ const (
 	MachineWrapLen = KeyLen + WrappedKeyLen // 106
 
 	// MaxNameLen bounds app, env and secret names (bytes, after NFC).
-	MaxNameLen = 255
+	MaxNameLen = names.MaxEncoded
 	// MaxValueLen bounds one secret value. It keeps a record well inside the
 	// agent's 1 MiB frame (crypto.md §4.4).
 	MaxValueLen = 512 << 10

@@ -3,16 +3,18 @@
 package envelope
 
 import (
-	"errors"
 	"fmt"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/opaquevault/opaquevault/internal/names"
 )
 
 // ErrBadName means an app, env or secret name is empty, too long, not UTF-8
-// or (where checked) not NFC.
-var ErrBadName = errors.New("invalid name")
+// or (where checked) not NFC. It is internal/names' error, so that one
+// errors.Is test covers both the format checks here and the naming rules.
+var ErrBadName = names.ErrBadName
 
 // NormalizeName returns NFC(name) and checks it with [CheckName]. Every name
 // that is bound into AAD, blinded or signed goes through it (crypto.md §0).

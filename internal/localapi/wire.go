@@ -9,6 +9,8 @@ import (
 	"io"
 	"math"
 	"time"
+
+	"github.com/opaquevault/opaquevault/internal/names"
 )
 
 const (
@@ -19,7 +21,7 @@ const (
 	// Timeout is the default deadline of each read and write.
 	Timeout = 5 * time.Second
 	// MaxNameLen bounds app, env and secret names.
-	MaxNameLen = 255
+	MaxNameLen = names.MaxEncoded
 	// KeyLen is the size of an account key or an environment key.
 	KeyLen = 32
 )

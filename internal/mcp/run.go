@@ -227,20 +227,3 @@ func resolveProgram(argv0 string, dir string) (string, error) {
 	}
 	return p, nil
 }
-
-// validVarName reports whether name can be an environment variable that
-// shells and programs read: [A-Za-z_][A-Za-z0-9_]*.
-func validVarName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i, c := range name {
-		switch {
-		case c == '_', 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z':
-		case '0' <= c && c <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}

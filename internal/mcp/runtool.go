@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/opaquevault/opaquevault/internal/childenv"
+	ovnames "github.com/opaquevault/opaquevault/internal/names"
 )
 
 type runIn struct {
@@ -79,13 +80,13 @@ func (s *server) runWithSecrets(ctx context.Context, in runIn, c *call) (*runOut
 	}
 	var invalid []string
 	for _, n := range names {
-		if !validVarName(n) {
+		if !ovnames.ValidSecret(n) {
 			invalid = append(invalid, strconv.Quote(n))
 		}
 	}
 	if len(invalid) > 0 {
-		return nil, nil, withHint(fmt.Errorf("run command: %s not a valid environment variable name", strings.Join(invalid, ", ")),
-			"leave it out of secrets")
+		return nil, nil, withHint(fmt.Errorf("run command: %s not a valid secret name", strings.Join(invalid, ", ")),
+			ovnames.SecretRule)
 	}
 	if err := s.approve(ctx, &Approval{Tool: "run_with_secrets", App: app, Env: env, Names: names, Command: in.Command, Cwd: dir}, c); err != nil {
 		return nil, nil, err

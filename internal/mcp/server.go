@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/opaquevault/opaquevault/internal/localapi"
+	"github.com/opaquevault/opaquevault/internal/names"
 )
 
 // Name is the server's name in the MCP handshake.
@@ -576,8 +577,8 @@ func (s *server) setFromGenerator(ctx context.Context, in genIn, c *call) (*genO
 		return nil, nil, withHint(errors.New("set secret: writes are off"),
 			"ask the user to restart the server with `ov mcp serve --allow-writes`, or to run `ov secret set` themselves")
 	}
-	if !validVarName(in.Name) {
-		return nil, nil, withHint(fmt.Errorf("set secret: %q is not a valid environment variable name", in.Name), "use letters, digits and _, not starting with a digit")
+	if !names.ValidSecret(in.Name) {
+		return nil, nil, withHint(fmt.Errorf("set secret: %q is not a valid secret name", in.Name), names.SecretRule)
 	}
 	length := in.Length
 	switch {

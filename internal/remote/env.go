@@ -14,6 +14,7 @@ import (
 
 	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/envelope"
+	"github.com/opaquevault/opaquevault/internal/names"
 	"github.com/opaquevault/opaquevault/internal/vault"
 )
 
@@ -164,13 +165,13 @@ func findIn(list *api.AppList, appName, envName string) (*api.App, *api.Env, err
 
 // normalize checks and NFC-normalizes an app and env name.
 func normalize(appName, envName string) (string, string, error) {
-	a, err := envelope.NormalizeName(appName)
+	a, err := names.NormalizeScope("app", appName)
 	if err != nil {
-		return "", "", fmt.Errorf("check app name %q: %w", appName, err)
+		return "", "", fmt.Errorf("check app name: %w", err)
 	}
-	e, err := envelope.NormalizeName(envName)
+	e, err := names.NormalizeScope("env", envName)
 	if err != nil {
-		return "", "", fmt.Errorf("check env name %q: %w", envName, err)
+		return "", "", fmt.Errorf("check env name: %w", err)
 	}
 	return a, e, nil
 }
