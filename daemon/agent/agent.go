@@ -17,9 +17,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/opaquevault/opaquevault/credentials"
-	"github.com/opaquevault/opaquevault/daemon/sd"
 	"github.com/opaquevault/opaquevault/internal/envelope"
 	"github.com/opaquevault/opaquevault/internal/localapi"
+	"github.com/opaquevault/opaquevault/internal/sd"
 	"github.com/opaquevault/opaquevault/internal/secmem"
 )
 

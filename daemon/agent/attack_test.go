@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/opaquevault/opaquevault/daemon/agent"
-	"github.com/opaquevault/opaquevault/daemon/peercred"
 	"github.com/opaquevault/opaquevault/internal/localapi"
+	"github.com/opaquevault/opaquevault/internal/peercred"
 )
 
 // The attacks of a hostile local user on the agent, each performed against

@@ -222,7 +222,7 @@ type Config struct {
 	Mode Mode
 	Bus  Bus
 	// Log receives the agent's log entries (default: a logger from
-	// daemon/sd at info level).
+	// internal/sd at info level).
 	Log *logrus.Entry
 	// Rate limits requests per peer uid.
 	Rate Rate

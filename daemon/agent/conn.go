@@ -12,10 +12,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/opaquevault/opaquevault/daemon/peercred"
 	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/localapi"
 	ovnames "github.com/opaquevault/opaquevault/internal/names"
+	"github.com/opaquevault/opaquevault/internal/peercred"
 	"github.com/opaquevault/opaquevault/internal/remote"
 	"github.com/opaquevault/opaquevault/internal/secmem"
 )

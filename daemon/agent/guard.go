@@ -12,8 +12,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/opaquevault/opaquevault/daemon/peercred"
 	"github.com/opaquevault/opaquevault/internal/localapi"
+	"github.com/opaquevault/opaquevault/internal/peercred"
 )
 
 // The admission of a connection, decided from SO_PEERCRED right after

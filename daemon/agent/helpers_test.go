@@ -28,9 +28,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/opaquevault/opaquevault/daemon/agent"
-	"github.com/opaquevault/opaquevault/daemon/sd"
 	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/remote"
+	"github.com/opaquevault/opaquevault/internal/sd"
 	"github.com/opaquevault/opaquevault/internal/secmem"
 )
 

@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/opaquevault/opaquevault/daemon/peercred"
+	"github.com/opaquevault/opaquevault/internal/peercred"
 )
 
 const journald = "/lib/systemd/systemd-journald"
@@ -111,7 +111,7 @@ func (p *agentProc) waitJournal(t *testing.T, want []string, matches ...string) 
 
 // journalStderr connects stderr to journald's stream socket and sets
 // $JOURNAL_STREAM, as systemd does before it starts a service with
-// StandardError=journal; daemon/sd then logs native journal entries.
+// StandardError=journal; internal/sd then logs native journal entries.
 func journalStderr() error {
 	c, err := net.Dial("unix", "/run/systemd/journal/stdout")
 	if err != nil {

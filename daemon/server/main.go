@@ -142,7 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, erro
 
 // newLogger builds the one logger of the process: text on stderr, without timestamps under
 // systemd (the journal adds its own). This is the hook point for journald-native output
-// (daemon/sd.NewLogger, style B.5) once that package exists.
+// (internal/sd.NewLogger, style B.5) once that package exists.
 func newLogger(w io.Writer, level logrus.Level) *logrus.Logger {
 	l := logrus.New()
 	l.SetOutput(w)

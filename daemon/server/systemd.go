@@ -6,10 +6,10 @@ import (
 	"net"
 	"time"
 
-	"github.com/opaquevault/opaquevault/daemon/sd"
+	"github.com/opaquevault/opaquevault/internal/sd"
 )
 
-// The server's use of systemd goes through daemon/sd, the only importer of go-systemd.
+// The server's use of systemd goes through internal/sd, the only importer of go-systemd.
 
 // systemdListeners returns the listening sockets systemd passed, if any, whatever their names, and
 // unsets the LISTEN_* variables.

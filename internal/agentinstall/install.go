@@ -30,9 +30,9 @@ import (
 	"syscall"
 	"unicode"
 
-	"github.com/opaquevault/opaquevault/daemon/sd"
 	"github.com/opaquevault/opaquevault/internal/envelope"
 	"github.com/opaquevault/opaquevault/internal/localapi"
+	"github.com/opaquevault/opaquevault/internal/sd"
 	"github.com/opaquevault/opaquevault/polkit"
 	"github.com/opaquevault/opaquevault/units"
 )

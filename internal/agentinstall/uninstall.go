@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/opaquevault/opaquevault/daemon/sd"
+	"github.com/opaquevault/opaquevault/internal/sd"
 	"github.com/opaquevault/opaquevault/polkit"
 	"github.com/opaquevault/opaquevault/units"
 )

@@ -20,11 +20,11 @@ import (
 
 	"github.com/opaquevault/opaquevault/credentials"
 	"github.com/opaquevault/opaquevault/daemon/agent"
-	"github.com/opaquevault/opaquevault/daemon/sd"
 	"github.com/opaquevault/opaquevault/internal/agentinstall"
 	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/remote"
+	"github.com/opaquevault/opaquevault/internal/sd"
 	"github.com/opaquevault/opaquevault/internal/vault"
 	"github.com/opaquevault/opaquevault/internal/version"
 )

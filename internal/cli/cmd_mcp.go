@@ -10,9 +10,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/opaquevault/opaquevault/daemon/sd"
 	"github.com/opaquevault/opaquevault/internal/mcp"
 	"github.com/opaquevault/opaquevault/internal/mcp/sandbox"
+	"github.com/opaquevault/opaquevault/internal/sd"
 	"github.com/opaquevault/opaquevault/internal/version"
 )
 

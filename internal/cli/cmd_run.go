@@ -11,10 +11,10 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/opaquevault/opaquevault/daemon/sd"
 	"github.com/opaquevault/opaquevault/internal/childenv"
 	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/remote"
+	"github.com/opaquevault/opaquevault/internal/sd"
 )
 
 // readForRun reads the env with a machine key when one is given (or passed by systemd), else by

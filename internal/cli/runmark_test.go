@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opaquevault/opaquevault/daemon/sd"
+	"github.com/opaquevault/opaquevault/internal/sd"
 )
 
 // TestRunMarkJournal runs a real systemd-journald in a private mount namespace and checks, with

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opaquevault/opaquevault/daemon/sd"
 	"github.com/opaquevault/opaquevault/internal/doctor"
+	"github.com/opaquevault/opaquevault/internal/sd"
 	"github.com/opaquevault/opaquevault/internal/sdunit"
 	"github.com/opaquevault/opaquevault/internal/testutil"
 )

@@ -14,7 +14,7 @@ import (
 	"context"
 	"strings"
 
-	"github.com/opaquevault/opaquevault/daemon/sd"
+	"github.com/opaquevault/opaquevault/internal/sd"
 )
 
 // Status of one check.

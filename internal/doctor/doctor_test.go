@@ -16,12 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opaquevault/opaquevault/daemon/sd"
+	"github.com/opaquevault/opaquevault/internal/sd"
 	"github.com/opaquevault/opaquevault/internal/testutil"
 )
 
 // units is a service manager that answers from a table: the D-Bus reads themselves are checked by
-// daemon/sd's decoding test and the e2e run on a booted systemd.
+// internal/sd's decoding test and the e2e run on a booted systemd.
 type units map[string]*sd.UnitInfo
 
 func (u units) Unit(_ context.Context, name string) (*sd.UnitInfo, error) {

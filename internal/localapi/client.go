@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/opaquevault/opaquevault/daemon/peercred"
+	"github.com/opaquevault/opaquevault/internal/peercred"
 )
 
 // Client talks to the agent at Endpoint. Each call is one connection.

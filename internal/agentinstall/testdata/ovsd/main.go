@@ -20,10 +20,10 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/opaquevault/opaquevault/daemon/agent"
-	"github.com/opaquevault/opaquevault/daemon/sd"
 	"github.com/opaquevault/opaquevault/internal/agentinstall"
 	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/remote"
+	"github.com/opaquevault/opaquevault/internal/sd"
 )
 
 type fixed struct{ k *agent.Key }

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opaquevault/opaquevault/daemon/peercred"
+	"github.com/opaquevault/opaquevault/internal/peercred"
 )
 
 const helperEnv = "OV_PEERCRED_TEST_HELPER"

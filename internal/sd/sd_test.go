@@ -21,7 +21,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/opaquevault/opaquevault/daemon/sd"
+	"github.com/opaquevault/opaquevault/internal/sd"
 )
 
 const helperEnv = "OV_SD_TEST_HELPER"
