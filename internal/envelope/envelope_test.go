@@ -7,10 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"go/parser"
-	"go/token"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -421,47 +418,6 @@ func TestNames(t *testing.T) {
 	}
 	if err := CheckName(strings.Repeat("a", MaxNameLen)); err != nil {
 		t.Error(err)
-	}
-}
-
-// TestPackageHygiene checks house style B.2 (package doc, SPDX headers) and
-// the layering this package promises: it imports neither internal/vault nor
-// any decryption, KDF or key-agreement primitive.
-func TestPackageHygiene(t *testing.T) {
-	files, _ := filepath.Glob("*.go")
-	fset := token.NewFileSet()
-	doc := false
-	forbidden := []string{
-		"github.com/opaquevault/opaquevault/internal/vault",
-		"golang.org/x/crypto/chacha20poly1305", "golang.org/x/crypto/chacha20", "golang.org/x/crypto/argon2",
-		"golang.org/x/crypto/hkdf", "crypto/hkdf", "crypto/cipher", "crypto/aes", "crypto/ecdh", "crypto/ed25519", "crypto/hpke",
-	}
-	for _, name := range files {
-		src, _ := os.ReadFile(name)
-		if !strings.HasPrefix(string(src), "// SPDX-License-Identifier: Apache-2.0\n") {
-			t.Errorf("%s: no SPDX header", name)
-		}
-		f, err := parser.ParseFile(fset, name, src, parser.ParseComments|parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.Doc != nil && strings.HasPrefix(f.Doc.Text(), "Package envelope ") {
-			doc = true
-		}
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		for _, imp := range f.Imports {
-			p := strings.Trim(imp.Path.Value, `"`)
-			for _, bad := range forbidden {
-				if p == bad {
-					t.Errorf("%s imports %s", name, p)
-				}
-			}
-		}
-	}
-	if !doc {
-		t.Error("no package doc")
 	}
 }
 
