@@ -99,7 +99,7 @@ const agentCacheTTL = 10 * time.Second
 // agentOpener turns the key the agent holds into a Source: the machine read path for a machine key,
 // the account path (with this user's config for the server, device key and pinned signing key) for
 // an account key.
-func (a *App) agentOpener(log *logrus.Entry) agent.Opener {
+func (a *App) agentOpener(log *logrus.Entry, maxAge time.Duration) agent.Opener {
 	return func(ctx context.Context, k *agent.Key) (agent.Source, error) {
 		switch k.Kind {
 		case agent.KeyMachine:
@@ -112,21 +112,11 @@ func (a *App) agentOpener(log *logrus.Entry) agent.Opener {
 				mk.Wipe()
 				return nil, err
 			}
-			tok := mk.Token()
-			cl, err := api.NewClient(server, api.ClientOptions{Token: string(tok), CacheTTL: agentCacheTTL})
-			clear(tok)
+			r, err := remote.NewMachineReader(mk, remote.MachineReaderOptions{Server: server, StateDir: a.machineStateDir(),
+				CacheDir: a.cacheDir(), MaxAge: maxAge, ClientCacheTTL: agentCacheTTL})
 			if err != nil {
 				mk.Wipe()
 				return nil, err
-			}
-			hw, err := remote.OpenHighWater(stateFile(a.machineStateDir(), "machine-"+remote.MachineIDOf(mk)+".json"))
-			if err != nil {
-				mk.Wipe()
-				return nil, err
-			}
-			r := &remote.MachineReader{Client: cl, Key: mk, HighWater: hw, MaxAge: 30 * 24 * time.Hour}
-			if dir := a.cacheDir(); dir != "" {
-				r.Cache = &remote.Cache{Dir: dir}
 			}
 			return &machineSource{log: log, mk: mk, r: r}, nil
 		case agent.KeyAccount:
@@ -200,16 +190,21 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	userMode := fs.Bool("user-mode", false, "run as this user's agent: socket under $XDG_RUNTIME_DIR/ov, session bus, waits for `ov agent unlock`")
 	socket := fs.String("socket", "", "bind this socket when systemd passed none")
 	rate := fs.Float64("rate-per-minute", 0, "requests for names or values allowed per uid and minute (default 30, burst 10; -1: no limit)")
+	maxAgeFlag := fs.String("max-age", "30d", "with a machine key: refuse a cached copy older than this when the server is unreachable")
 	limits := agentLimitFlags(fs)
 	if err := a.parseNone(fs, args); err != nil {
 		return err
+	}
+	maxAge, err := parseDuration(*maxAgeFlag)
+	if err != nil {
+		return usageErr("--max-age: " + err.Error())
 	}
 	lim, err := limits()
 	if err != nil {
 		return usageErr(err.Error())
 	}
 	log := logrus.NewEntry(sd.NewLogger(map[bool]logrus.Level{true: logrus.DebugLevel, false: logrus.InfoLevel}[a.g.Debug]))
-	cfg := agent.Config{App: *app, Env: *env, MachineKeyCredential: *cred, Open: a.agentOpener(log), Log: log, Version: version.String(), SocketPath: *socket}
+	cfg := agent.Config{App: *app, Env: *env, MachineKeyCredential: *cred, Open: a.agentOpener(log, maxAge), Log: log, Version: version.String(), SocketPath: *socket}
 	cfg.Limits = lim
 	if *rate != 0 {
 		cfg.Rate = agent.Rate{PerMinute: *rate, Burst: max(1, int(*rate/3))}

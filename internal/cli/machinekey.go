@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/opaquevault/opaquevault/credentials"
-	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/remote"
 	"github.com/opaquevault/opaquevault/internal/secmem"
 	"github.com/opaquevault/opaquevault/internal/vault"
@@ -108,30 +107,22 @@ func (a *App) readWithMachineKey(ctx context.Context, t target, mf machineFlags,
 	if err != nil {
 		return nil, usageErr("--max-age: " + err.Error())
 	}
-	id := remote.MachineIDOf(mk)
-	hw, err := remote.OpenHighWater(stateFile(a.machineStateDir(), "machine-"+id+".json"))
-	if err != nil {
-		return nil, err
-	}
-	hw.Soft = mf.allowUnsavedState
-	r := &remote.MachineReader{Key: mk, HighWater: hw, Offline: mf.offline, MaxAge: maxAge}
-	if dir := a.cacheDir(); dir != "" {
-		r.Cache = &remote.Cache{Dir: dir}
-	} else {
+	o := remote.MachineReaderOptions{StateDir: a.machineStateDir(), CacheDir: a.cacheDir(), Offline: mf.offline, MaxAge: maxAge, AllowUnsavedState: mf.allowUnsavedState}
+	if o.CacheDir == "" {
 		a.warnf("no home directory and no $CACHE_DIRECTORY: nothing is cached for when the server is down")
 	}
 	if !mf.offline {
-		server, err := a.machineServerURL()
-		if err != nil {
+		if o.Server, err = a.machineServerURL(); err != nil {
 			return nil, err
 		}
-		tok := mk.Token()
-		r.Client, err = api.NewClient(server, api.ClientOptions{Token: string(tok)})
-		clear(tok)
-		if err != nil {
-			return nil, usageErr(err.Error())
-		}
 	}
+	r, err := remote.NewMachineReader(mk, o)
+	if urlErr := (*remote.ServerURLError)(nil); errors.As(err, &urlErr) {
+		return nil, usageErr(urlErr.Error())
+	} else if err != nil {
+		return nil, err
+	}
+	hw := r.HighWater
 	env, info, err := r.Read(ctx, t.app, t.env)
 	if err != nil {
 		return nil, machineError(err, t)
