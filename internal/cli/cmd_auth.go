@@ -144,9 +144,10 @@ func (a *App) authRegister(ctx context.Context, args []string) error {
 	if err := a.saveConfig(path, cfg); err != nil {
 		return err
 	}
-	kit := emergencyKit(cfg)
+	kit := emergencyKit(cfg, reg.ASK)
+	defer clear(kit)
 	if *kitFile != "" {
-		if err := credentials.WriteKeyFile(*kitFile, []byte(kit), credentials.WriteOptions{}); err != nil {
+		if err := credentials.WriteKeyFile(*kitFile, kit, credentials.WriteOptions{}); err != nil {
 			return fmt.Errorf("write emergency kit: %w", err)
 		}
 	}
@@ -159,23 +160,26 @@ func (a *App) authRegister(ctx context.Context, args []string) error {
 		fmt.Fprintf(a.io.Out, "The Emergency Kit was written to %s (0600). Print it, store it offline, then delete the file.\n", *kitFile)
 		return nil
 	}
-	fmt.Fprintf(a.io.Out, "\n%s", kit)
+	fmt.Fprintln(a.io.Out)
+	_, _ = a.io.Out.Write(kit)
 	return nil
 }
 
-func emergencyKit(c *Config) string {
-	return fmt.Sprintf(`==================== OpaqueVault Emergency Kit ====================
-Server:              %s
-Email:               %s
-Account Secret Key:  %s
-
+// emergencyKit returns the kit for c; the Account Secret Key's text goes straight into the byte slice,
+// which the caller clears.
+func emergencyKit(c *Config, ask *vault.AccountSecretKey) []byte {
+	text := ask.Text()
+	defer clear(text)
+	kit := fmt.Appendf(nil, "==================== OpaqueVault Emergency Kit ====================\nServer:              %s\nEmail:               %s\nAccount Secret Key:  ", c.Server, c.Email)
+	kit = append(kit, text...)
+	return append(kit, `
 To log in on another device you need this Account Secret Key AND your
 master password; neither is ever sent to the server, and neither can be
 recovered if both copies are lost. Keep this kit offline (printed, or in
 a password manager), not next to your password and never in a repository.
 This is the only time ov prints it.
 ====================================================================
-`, c.Server, c.Email, formatASK(c.AccountSecretKey))
+`...)
 }
 
 func defaultDeviceName() string {
@@ -217,35 +221,32 @@ func (a *App) authLogin(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var askBytes []byte
+	var ask *vault.AccountSecretKey
 	switch {
 	case *askFile != "":
 		buf, err := credentials.ReadSecretFile(*askFile, credentials.ReadOptions{MaxSize: 4096, What: "secret key file"})
 		if err != nil {
 			return err
 		}
-		askBytes, err = parseASK(string(buf.Bytes()))
+		ask, err = vault.ParseAccountSecretKey(buf.Bytes())
 		buf.Destroy()
 		if err != nil {
 			return fmt.Errorf("read %s: %w", *askFile, err)
 		}
 	case old != nil && len(old.AccountSecretKey) > 0 && strings.EqualFold(old.Email, *email):
-		askBytes = bytes.Clone(old.AccountSecretKey)
+		if ask, err = vault.AccountSecretKeyFromBytes(old.AccountSecretKey); err != nil {
+			return err
+		}
 	default:
 		typed, err := a.readSecretInput("Account Secret Key (from your Emergency Kit)", "", false)
 		if err != nil {
 			return withHints(err, "or pass --secret-key-file FILE")
 		}
-		askBytes, err = parseASK(string(typed))
+		ask, err = vault.ParseAccountSecretKey(typed)
 		clear(typed)
 		if err != nil {
 			return err
 		}
-	}
-	defer clear(askBytes)
-	ask, err := vault.AccountSecretKeyFromBytes(askBytes)
-	if err != nil {
-		return err
 	}
 	defer ask.Wipe()
 	params, err := cl.LoginParams(ctx, *email)

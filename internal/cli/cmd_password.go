@@ -3,13 +3,11 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"strings"
 
-	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/remote"
 	"github.com/opaquevault/opaquevault/internal/vault"
 )
@@ -87,16 +85,10 @@ func (a *App) changePassword(ctx context.Context, args []string) error {
 	if n := len([]rune(string(newPW))); n < minPasswordLen {
 		return usageErr(fmt.Sprintf("change password: the new password has %d characters; use at least %d", n, minPasswordLen))
 	}
-	params := newKDFParams()
-	aid, err := remote.DecodeID("account id", bundle.AccountID)
+	req, err := remote.NewPasswordChange(oldPK, acct, ask, newPW, newKDFParams(), *revoke)
 	if err != nil {
 		return err
 	}
-	newPK, err := vault.DerivePasswordKeys(newPW, ask, aid, params)
-	if err != nil {
-		return err
-	}
-	defer newPK.Wipe()
 	if *revoke {
 		// Signed first, so that no later rotation re-wraps for them whatever the server lists.
 		hw, err := remote.OpenHighWater(stateFile(a.stateDir(), "highwater.json"))
@@ -113,12 +105,6 @@ func (a *App) changePassword(ctx context.Context, args []string) error {
 				return withHints(fmt.Errorf("change password: %w", err), "the password was not changed")
 			}
 		}
-	}
-	kc, lv := newPK.KeyCheck(), newPK.LoginVerifier()
-	req := &api.PasswordChange{
-		OldLoginAuth: bytes.Clone(oldPK.LoginAuth().Bytes()), KDF: remote.KDFToWire(params),
-		WrappedAK: newPK.WrapAccountKey(acct.AK, acct.AKVersion), AKVersion: acct.AKVersion,
-		KeyCheck: kc[:], LoginVerifier: lv[:], RevokeMachines: *revoke,
 	}
 	if err := cl.ChangePassword(ctx, req); err != nil {
 		return fmt.Errorf("change password: %w", err)
