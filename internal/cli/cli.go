@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -69,14 +70,21 @@ type command struct {
 	notes    string // printed after the examples of the command's help
 }
 
-var commands []*command
+var (
+	commandsOnce sync.Once
+	commandList  []*command
+)
 
-func register(c *command) { commands = append(commands, c) }
+// commands returns the command table (commands.go), built on first use.
+func commands() []*command {
+	commandsOnce.Do(func() { commandList = commandTable() })
+	return commandList
+}
 
 func findCommand(words []string) (*command, int) {
 	var best *command
 	n := 0
-	for _, c := range commands {
+	for _, c := range commands() {
 		p := strings.Fields(c.path)
 		if len(p) > len(words) || len(p) <= n {
 			continue
@@ -192,7 +200,7 @@ func (a *App) dispatch(ctx context.Context, args []string) error {
 }
 
 func groupOf(word string) string {
-	for _, c := range commands {
+	for _, c := range commands() {
 		if strings.HasPrefix(c.path, word+" ") {
 			return word
 		}
@@ -302,7 +310,7 @@ func (a *App) printCommandHelp(w io.Writer, c *command, fs *pflag.FlagSet) {
 
 func visible() []*command {
 	var cs []*command
-	for _, c := range commands {
+	for _, c := range commands() {
 		if !c.hidden {
 			cs = append(cs, c)
 		}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/mail"
 	"os"
 	"strings"
@@ -23,44 +22,6 @@ var newKDFParams = vault.NewKDFParams
 
 // minPasswordLen is the shortest master password accepted at registration.
 const minPasswordLen = 10
-
-func init() {
-	register(&command{
-		path:    "auth register",
-		summary: "create an account on a server and log this device in",
-		usage:   "auth register --server URL --email EMAIL [--password-file FILE] [--emergency-kit FILE] [--invite-file FILE]",
-		examples: []string{
-			"ov auth register --server https://vault.example.com --email you@example.com",
-			"ov auth register --server https://vault.example.com --email you@example.com --invite-file ./invite   # a server that needs an invite code",
-			"ov auth register --server http://127.0.0.1:8443 --email ci@example.com --password-file ./pw --emergency-kit ./kit.txt",
-		},
-		run: (*App).authRegister,
-	})
-	register(&command{
-		path:    "auth login",
-		summary: "log this device in to an existing account",
-		usage:   "auth login [--server URL] [--email EMAIL] [--password-file FILE] [--secret-key-file FILE]",
-		examples: []string{
-			"ov auth login --server https://vault.example.com --email you@example.com",
-			"ov auth login   # again after `ov auth logout`, with the saved server, email and Account Secret Key",
-		},
-		run: (*App).authLogin,
-	})
-	register(&command{
-		path:     "auth logout",
-		summary:  "revoke this device's API key and remove it from the config",
-		usage:    "auth logout [--forget]",
-		examples: []string{"ov auth logout", "ov auth logout --forget   # also delete the config and its Account Secret Key"},
-		run:      (*App).authLogout,
-	})
-	register(&command{
-		path:     "auth status",
-		summary:  "show the account, server and device of this config",
-		usage:    "auth status [--json]",
-		examples: []string{"ov auth status", "ov auth status --json"},
-		run:      (*App).authStatus,
-	})
-}
 
 func (a *App) authRegister(ctx context.Context, args []string) error {
 	fs := a.flags()
@@ -387,4 +348,16 @@ func orDash(s string) string {
 	return s
 }
 
-var _ = io.Discard
+// readInviteFile reads an invite code from a 0600 file of the caller (a secret: never on argv).
+func readInviteFile(path string) (string, error) {
+	buf, err := credentials.ReadSecretFile(path, credentials.ReadOptions{MaxSize: maxPasswordFile})
+	if err != nil {
+		return "", withHints(fmt.Errorf("read invite file: %w", err), "create it with `install -m 600 /dev/null FILE` and write the invite code into it")
+	}
+	defer buf.Destroy()
+	code := string(bytes.TrimSpace(buf.Bytes()))
+	if code == "" {
+		return "", fmt.Errorf("read invite file %s: it is empty", path)
+	}
+	return code, nil
+}

@@ -20,20 +20,6 @@ import (
 	"github.com/opaquevault/opaquevault/internal/vault"
 )
 
-func init() {
-	register(&command{
-		path:    "doctor",
-		summary: "check a service's setup against the guide's troubleshooting list, with the fix for each problem",
-		usage:   "doctor [--unit UNIT] [--machine-key PATH --app APP --env ENV] [--json]",
-		examples: []string{
-			"sudo ov doctor --unit myapp.service",
-			"ov doctor --machine-key /etc/ov/myapp.key --app myapp --env production",
-			"sudo ov doctor --unit myapp.service --json",
-		},
-		run: (*App).doctor,
-	})
-}
-
 // doctorSystemd is the service manager the doctor asks (tests replace it).
 var doctorSystemd = func(ctx context.Context) (doctor.Systemd, func(), error) {
 	m, err := sd.SystemManager(ctx)

@@ -16,20 +16,6 @@ import (
 	"github.com/opaquevault/opaquevault/internal/version"
 )
 
-func init() {
-	register(&command{
-		path:    "mcp serve",
-		summary: "serve MCP on stdio for AI assistants: secret names, and commands run with secrets they never see",
-		usage:   "mcp serve [--app APP [--env ENV]] [--allow-command PATTERN...] [--approve tty|none] [--allow-writes] [--max-output BYTES]",
-		examples: []string{
-			"claude mcp add opaquevault -- ov mcp serve --app myapp --env development",
-			"ov mcp serve --app myapp --env development --allow-command 'npm test' --allow-command 'go test *'",
-			"ov mcp serve --approve tty --allow-writes   # confirm every injection and write on this terminal",
-		},
-		run: (*App).mcpServe,
-	})
-}
-
 func (a *App) mcpServe(ctx context.Context, args []string) error {
 	a.daemon.Store(true)
 	fs := a.flags()

@@ -50,26 +50,6 @@ func (a *App) readForRun(ctx context.Context, t target, mf machineFlags, u unloc
 	return env, nil
 }
 
-func init() {
-	register(&command{
-		path:    "run",
-		summary: "run a program with the secrets of an (app, env) in its environment",
-		usage:   "run --app APP --env ENV [--secrets NAME,NAME] [--no-inherit] -- PROGRAM [ARGS...]",
-		examples: []string{
-			"ov run --app myapp --env production -- /opt/myapp/bin/server",
-			"ov run --app myapp --env production --secrets DATABASE_URL,STRIPE_SECRET_KEY -- ./server --port 8080",
-			"ov run --app myapp --env production --machine-key /etc/ov/myapp.key -- /opt/myapp/bin/server",
-			"ov run --app myapp --env production --machine-key-credential ov-myapp -- /opt/myapp/bin/server   # LoadCredential(Encrypted)=ov-myapp",
-			"ov run --app myapp --env production --no-inherit -- /usr/bin/env",
-		},
-		notes: "Exit status: the program's own once ov has replaced itself with it (same PID, signals, exit status).\n" +
-			"Before that: 2 usage, 3 locked or not logged in, 4 denied, 5 no such app, env or secret, 10 server or agent\n" +
-			"unreachable, 11 credentials rejected, 130 interrupted, 125 any other failure, 126 the program cannot be\n" +
-			"executed, 127 the program is not found (as env(1)).",
-		run: (*App).run,
-	})
-}
-
 // readViaAgent reads the secrets from a running, unlocked agent that serves t (ok false: there is
 // none, and the caller falls back to the password). A rendezvous file that fails its checks is an
 // error, never a silent fall-back.

@@ -20,102 +20,8 @@ import (
 	"github.com/opaquevault/opaquevault/credentials"
 	"github.com/opaquevault/opaquevault/internal/dotenv"
 	"github.com/opaquevault/opaquevault/internal/envelope"
-	"github.com/opaquevault/opaquevault/internal/names"
 	"github.com/opaquevault/opaquevault/internal/remote"
 )
-
-func init() {
-	register(&command{
-		path:    "secret import",
-		summary: "import a .env file into an (app, env), all or nothing",
-		usage:   "secret import FILE --app APP --env ENV [--dry-run [--show-values]] [--format dotenv|systemd|docker|json] [--expand] [--overwrite]",
-		examples: []string{
-			"ov secret import /opt/myapp/.env.production --app myapp --env production",
-			"ov secret import .env --app myapp --env dev --dry-run            # what the parser picked up; no server, no login",
-			"ov secret import .env --app myapp --env dev --dry-run --json --show-values",
-			"ov secret import /etc/myapp/env --format systemd --app myapp --env production",
-		},
-		run: (*App).secretImport,
-	})
-	register(&command{
-		path:     "secret list",
-		summary:  "list the secret names of an (app, env) with their versions",
-		usage:    "secret list --app APP --env ENV [--json]",
-		examples: []string{"ov secret list --app myapp --env production", "ov secret list --app myapp --env production --json"},
-		run:      (*App).secretList,
-	})
-	register(&command{
-		path:    "secret set",
-		summary: "set one secret, reading its value from stdin or a no-echo prompt",
-		usage:   "secret set NAME --app APP --env ENV [--keep-newline]",
-		examples: []string{
-			"ov secret set STRIPE_SECRET_KEY --app myapp --env production          # prompts, no echo",
-			"printf %s \"$VALUE\" | ov secret set STRIPE_SECRET_KEY --app myapp --env production",
-		},
-		run: (*App).secretSet,
-	})
-	register(&command{
-		path:     "secret get",
-		summary:  "print one secret's value",
-		usage:    "secret get NAME --app APP --env ENV [--no-newline] [--json]",
-		examples: []string{"ov secret get DATABASE_URL --app myapp --env production"},
-		run:      (*App).secretGet,
-	})
-	register(&command{
-		path:     "secret delete",
-		summary:  "delete secrets from an (app, env)",
-		usage:    "secret delete NAME [NAME...] --app APP --env ENV",
-		examples: []string{"ov secret delete OLD_TOKEN --app myapp --env production"},
-		run:      (*App).secretDelete,
-	})
-	register(&command{
-		path:    "secret export",
-		summary: "write every secret of an (app, env) as dotenv, docker env-file, systemd EnvironmentFile= or JSON",
-		usage:   "secret export --app APP --env ENV [--format dotenv|docker|systemd|json] [--out FILE]",
-		examples: []string{
-			"ov secret export --app myapp --env production --format json",
-			"ov secret export --app myapp --env production --out ./backup.env   # a new 0600 file",
-		},
-		run: (*App).secretExport,
-	})
-	register(&command{
-		path:     "app list",
-		summary:  "list apps and their envs",
-		usage:    "app list [--json]",
-		examples: []string{"ov app list"},
-		run:      (*App).appList,
-	})
-	register(&command{
-		path:     "env list",
-		summary:  "list the envs of an app",
-		usage:    "env list --app APP [--json]",
-		examples: []string{"ov env list --app myapp"},
-		run:      (*App).envList,
-	})
-}
-
-// target is --app and --env.
-type target struct{ app, env string }
-
-func (t *target) add(fs *pflag.FlagSet) {
-	fs.StringVar(&t.app, "app", "", "the app (required)")
-	fs.StringVar(&t.env, "env", "", "the environment, such as production (required)")
-}
-
-func (a *App) need(t target) error {
-	switch {
-	case t.app == "":
-		return usageErr("--app is required", "usage: ov "+a.cmd.usage)
-	case t.env == "":
-		return usageErr("--env is required", "usage: ov "+a.cmd.usage)
-	}
-	for _, n := range []string{t.app, t.env} {
-		if _, err := names.NormalizeScope("app or env", n); err != nil {
-			return usageErr(fmt.Sprintf("invalid app or env name %q: %s", n, names.ScopeRule))
-		}
-	}
-	return nil
-}
 
 // parseDotenvFile parses path (or stdin for "-") and prints its warnings.
 func (a *App) parseDotenvFile(path string, format dotenv.Format, expand bool) (*dotenv.Result, error) {
@@ -171,14 +77,6 @@ func (a *App) parseDotenvFile(path string, format dotenv.Format, expand bool) (*
 		return nil, fmt.Errorf("%d error(s) in %s; nothing was imported", len(list), name)
 	}
 	return res, nil
-}
-
-func unwrapPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 type importOut struct {
@@ -611,18 +509,6 @@ func (a *App) secretDelete(ctx context.Context, args []string) error {
 	return nil
 }
 
-func dedupe(names []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, n := range names {
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 func (a *App) secretExport(ctx context.Context, args []string) error {
 	fs := a.flags()
 	var t target
@@ -657,101 +543,4 @@ func (a *App) secretExport(ctx context.Context, args []string) error {
 	}
 	_, err = a.io.Out.Write(buf.Bytes())
 	return err
-}
-
-func (a *App) appList(ctx context.Context, args []string) error {
-	fs := a.flags()
-	passwordNotNeeded(fs)
-	if err := a.parseNone(fs, args); err != nil {
-		return err
-	}
-	cfg, cl, err := a.loggedInClient()
-	if err != nil {
-		return err
-	}
-	defer cfg.wipe()
-	list, err := cl.Apps(ctx)
-	if err != nil {
-		return fmt.Errorf("list apps: %w", err)
-	}
-	list = remote.Published(list)
-	sort.Slice(list.Apps, func(i, j int) bool { return list.Apps[i].Name < list.Apps[j].Name })
-	if a.g.JSON {
-		type app struct {
-			Name string   `json:"name"`
-			ID   string   `json:"app_id"`
-			Envs []string `json:"envs"`
-		}
-		out := struct {
-			Apps []app `json:"apps"`
-		}{Apps: []app{}}
-		for _, ap := range list.Apps {
-			x := app{Name: ap.Name, ID: ap.AppID, Envs: []string{}}
-			for _, e := range ap.Envs {
-				x.Envs = append(x.Envs, e.Name)
-			}
-			sort.Strings(x.Envs)
-			out.Apps = append(out.Apps, x)
-		}
-		return a.printJSON(out)
-	}
-	for _, ap := range list.Apps {
-		var envs []string
-		for _, e := range ap.Envs {
-			envs = append(envs, e.Name)
-		}
-		sort.Strings(envs)
-		fmt.Fprintf(a.io.Out, "%s\t%s\n", ap.Name, strings.Join(envs, ","))
-	}
-	return nil
-}
-
-func (a *App) envList(ctx context.Context, args []string) error {
-	fs := a.flags()
-	passwordNotNeeded(fs)
-	app := fs.String("app", "", "the app (required)")
-	if err := a.parseNone(fs, args); err != nil {
-		return err
-	}
-	if *app == "" {
-		return usageErr("--app is required", "usage: ov "+a.cmd.usage)
-	}
-	cfg, cl, err := a.loggedInClient()
-	if err != nil {
-		return err
-	}
-	defer cfg.wipe()
-	list, err := cl.Apps(ctx)
-	if err != nil {
-		return fmt.Errorf("list envs: %w", err)
-	}
-	list = remote.Published(list)
-	for _, ap := range list.Apps {
-		if ap.Name != *app {
-			continue
-		}
-		sort.Slice(ap.Envs, func(i, j int) bool { return ap.Envs[i].Name < ap.Envs[j].Name })
-		if a.g.JSON {
-			type env struct {
-				Name    string    `json:"name"`
-				ID      string    `json:"env_id"`
-				Count   int       `json:"count"`
-				Seq     uint64    `json:"seq"`
-				Updated time.Time `json:"updated_at"`
-			}
-			out := struct {
-				App  string `json:"app"`
-				Envs []env  `json:"envs"`
-			}{App: ap.Name, Envs: []env{}}
-			for _, e := range ap.Envs {
-				out.Envs = append(out.Envs, env{Name: e.Name, ID: e.EnvID, Count: e.Count, Seq: e.Seq, Updated: e.UpdatedAt})
-			}
-			return a.printJSON(out)
-		}
-		for _, e := range ap.Envs {
-			fmt.Fprintf(a.io.Out, "%s\t%d secret(s)\n", e.Name, e.Count)
-		}
-		return nil
-	}
-	return withCode(ExitNotFound, fmt.Errorf("no app %q on the server", *app), "`ov app list` shows the apps")
 }

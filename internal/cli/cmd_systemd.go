@@ -29,34 +29,6 @@ import (
 	"github.com/opaquevault/opaquevault/internal/vault"
 )
 
-func init() {
-	register(&command{
-		path:    "systemd cutover",
-		summary: "move a unit's EnvironmentFile=/Environment= secrets to ov run, with a drop-in (guide step 4)",
-		usage:   "systemd cutover UNIT --app APP --env ENV (--machine-key PATH | --credentials) [--dry-run] [--root DIR]",
-		examples: []string{
-			"sudo ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key --dry-run",
-			"sudo ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key",
-			"ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key --root /srv/image",
-		},
-		run: (*App).systemdCutover,
-	})
-	register(&command{
-		path:     "systemd rollback",
-		summary:  "remove the drop-in of ov systemd cutover and reload systemd",
-		usage:    "systemd rollback UNIT [--root DIR]",
-		examples: []string{"sudo ov systemd rollback myapp.service"},
-		run:      (*App).systemdRollback,
-	})
-	register(&command{
-		path:     "systemd retire-env",
-		summary:  "rename a cut-over unit's .env to .env.retired-DATE (0600) once the journal shows it started from the vault (guide step 6)",
-		usage:    "systemd retire-env UNIT [--root DIR]",
-		examples: []string{"sudo ov systemd retire-env myapp.service"},
-		run:      (*App).systemdRetireEnv,
-	})
-}
-
 // systemdReload reloads the service manager (tests replace it).
 var systemdReload = func(ctx context.Context) error {
 	m, err := sd.SystemManager(ctx)

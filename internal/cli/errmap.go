@@ -2,15 +2,20 @@
 
 package cli
 
+// The mapping of errors to exit codes and hints, for every command: the API's, the agent's, the
+// machine read path's and the files'. Commands return errors; Main turns them into codes (exit.go).
+
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/opaquevault/opaquevault/credentials"
 	"github.com/opaquevault/opaquevault/internal/api"
+	"github.com/opaquevault/opaquevault/internal/localapi"
+	"github.com/opaquevault/opaquevault/internal/remote"
 	"github.com/opaquevault/opaquevault/internal/vault"
 )
 
@@ -70,16 +75,62 @@ func serverPolicyHint(err error) string {
 	return ""
 }
 
-// readInviteFile reads an invite code from a 0600 file of the caller (a secret: never on argv).
-func readInviteFile(path string) (string, error) {
-	buf, err := credentials.ReadSecretFile(path, credentials.ReadOptions{MaxSize: maxPasswordFile})
-	if err != nil {
-		return "", withHints(fmt.Errorf("read invite file: %w", err), "create it with `install -m 600 /dev/null FILE` and write the invite code into it")
+// agentErr maps agent errors to exit codes.
+func agentErr(err error) error {
+	switch {
+	case errors.Is(err, localapi.ErrUnreachable):
+		return withCode(ExitUnreachable, err, "start one with `ov agent start` (or `sudo systemctl start ov-agent.socket` on a server)")
+	case errors.Is(err, localapi.ErrServerDown):
+		return withCode(ExitUnreachable, err, "is ov-server running? `journalctl -u ov-agent` (or the agent's log) says more")
+	case errors.Is(err, localapi.ErrRateLimited):
+		return withCode(ExitFailure, err)
+	case errors.Is(err, localapi.ErrLocked):
+		return withCode(ExitLocked, err, "run `ov agent unlock`")
+	case errors.Is(err, localapi.ErrDenied), errors.Is(err, localapi.ErrUntrusted):
+		return withCode(ExitDenied, err)
+	case errors.Is(err, localapi.ErrNotFound):
+		return withCode(ExitNotFound, err)
 	}
-	defer buf.Destroy()
-	code := string(bytes.TrimSpace(buf.Bytes()))
-	if code == "" {
-		return "", fmt.Errorf("read invite file %s: it is empty", path)
+	return err
+}
+
+// envError adds hints to the errors of reading an (app, env).
+func envError(err error, app, env string) error {
+	switch {
+	case errors.Is(err, remote.ErrAppNotFound):
+		return withCode(ExitNotFound, fmt.Errorf("no app %q on the server", app), "`ov app list` shows the apps; `ov secret import FILE --app A --env E` creates one")
+	case errors.Is(err, remote.ErrEnvNotFound):
+		return withCode(ExitNotFound, fmt.Errorf("no env %q in app %q", env, app), fmt.Sprintf("`ov env list --app %s` shows its envs", app))
+	case errors.Is(err, remote.ErrTampered):
+		return withHints(err, "the server's answer was refused and nothing was used; if this persists, the server or its database was altered")
 	}
-	return code, nil
+	return err
+}
+
+// machineError maps the machine read errors to exit codes and hints.
+func machineError(err error, t target) error {
+	switch {
+	case errors.Is(err, remote.ErrOutOfScope):
+		return withCode(ExitDenied, err, "derive a key for this app and env: ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --out /etc/ov/"+t.app+"-"+t.env+".key")
+	case errors.Is(err, remote.ErrMachineUnknown):
+		return withCode(ExitRejected, err, "re-derive it: ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --force --out PATH")
+	case errors.Is(err, vault.ErrGrantExpired):
+		return withCode(ExitRejected, err, "issue a new key with ov auth derive-machine-key --force")
+	case errors.Is(err, remote.ErrNoCache), errors.Is(err, remote.ErrCacheTooOld), errors.Is(err, remote.ErrCacheFuture), errors.Is(err, vault.ErrBadCacheMAC):
+		return withCode(ExitUnreachable, err)
+	case errors.Is(err, remote.ErrNotAllowed):
+		return withCode(ExitRejected, err, "this key was revoked or its grant expired: issue a new one with ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --force --out PATH")
+	}
+	if errors.Is(err, remote.ErrStateUnsaved) {
+		return withHints(err, "give the service a writable state directory (StateDirectory= in its unit), or pass --allow-unsaved-state to rely on the grant's signed floor alone")
+	}
+	return envError(err, t.app, t.env)
+}
+
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -78,29 +78,6 @@ func (a *App) machineKey(mf machineFlags) (*vault.MachineKey, error) {
 	return mk, nil
 }
 
-// machineStateDir keeps the rollback floors of machines: $STATE_DIRECTORY under systemd, else the
-// user's state directory.
-func (a *App) machineStateDir() string {
-	if d := a.env("STATE_DIRECTORY"); d != "" {
-		return filepath.SplitList(d)[0]
-	}
-	return a.stateDir()
-}
-
-// cacheDir is $CACHE_DIRECTORY under systemd, else $XDG_CACHE_HOME/ov or ~/.cache/ov.
-func (a *App) cacheDir() string {
-	if d := a.env("CACHE_DIRECTORY"); d != "" {
-		return filepath.SplitList(d)[0]
-	}
-	if d := a.env("XDG_CACHE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "ov")
-	}
-	if home := a.home(); home != "" {
-		return filepath.Join(home, ".cache", "ov")
-	}
-	return ""
-}
-
 func (a *App) readWithMachineKey(ctx context.Context, t target, mf machineFlags, mk *vault.MachineKey) (*remote.Env, error) {
 	defer mk.Wipe()
 	maxAge, err := parseDuration(mf.maxAge)
@@ -138,24 +115,4 @@ func (a *App) readWithMachineKey(ctx context.Context, t target, mf machineFlags,
 		a.warnf("could not save the rollback floor (%v); the grant's floor still applies", hw.WriteErr)
 	}
 	return env, nil
-}
-
-// machineError maps the machine read errors to exit codes and hints.
-func machineError(err error, t target) error {
-	switch {
-	case errors.Is(err, remote.ErrOutOfScope):
-		return withCode(ExitDenied, err, "derive a key for this app and env: ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --out /etc/ov/"+t.app+"-"+t.env+".key")
-	case errors.Is(err, remote.ErrMachineUnknown):
-		return withCode(ExitRejected, err, "re-derive it: ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --force --out PATH")
-	case errors.Is(err, vault.ErrGrantExpired):
-		return withCode(ExitRejected, err, "issue a new key with ov auth derive-machine-key --force")
-	case errors.Is(err, remote.ErrNoCache), errors.Is(err, remote.ErrCacheTooOld), errors.Is(err, remote.ErrCacheFuture), errors.Is(err, vault.ErrBadCacheMAC):
-		return withCode(ExitUnreachable, err)
-	case errors.Is(err, remote.ErrNotAllowed):
-		return withCode(ExitRejected, err, "this key was revoked or its grant expired: issue a new one with ov auth derive-machine-key --app "+t.app+" --env "+t.env+" --force --out PATH")
-	}
-	if errors.Is(err, remote.ErrStateUnsaved) {
-		return withHints(err, "give the service a writable state directory (StateDirectory= in its unit), or pass --allow-unsaved-state to rely on the grant's signed floor alone")
-	}
-	return envError(err, t.app, t.env)
 }

@@ -7,13 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/opaquevault/opaquevault/credentials"
 	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/remote"
 	"github.com/opaquevault/opaquevault/internal/secmem"
@@ -41,38 +38,6 @@ func (s *session) close() {
 	}
 	s.vault.Account.Wipe()
 	s.cfg.wipe()
-}
-
-// stateDir is $XDG_STATE_HOME/ov or ~/.local/state/ov; "" when there is no home directory (then
-// rollback floors are kept in memory only, and ov says so).
-func (a *App) stateDir() string {
-	if d := a.env("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "ov")
-	}
-	if home := a.home(); home != "" {
-		return filepath.Join(home, ".local", "state", "ov")
-	}
-	return ""
-}
-
-// home is $HOME, else the passwd entry's home directory; "" when neither is an absolute path.
-func (a *App) home() string {
-	home := a.env("HOME")
-	if home == "" {
-		home, _ = os.UserHomeDir()
-	}
-	if !filepath.IsAbs(home) {
-		return ""
-	}
-	return home
-}
-
-// stateFile joins a file name to dir, or returns "" (memory only) when dir is "".
-func stateFile(dir, name string) string {
-	if dir == "" {
-		return ""
-	}
-	return filepath.Join(dir, name)
 }
 
 // unlock loads the config, fetches the account bundle, asks for the password and unlocks the account.
@@ -140,18 +105,3 @@ func bundleChanged(c *Config, b *api.AccountBundle) bool {
 	return !bytes.Equal(c.WrappedAK, b.WrappedAK) || !bytes.Equal(c.KeyCheck, b.KeyCheck) ||
 		c.AKVersion != b.AKVersion || !bytes.Equal(c.KDF.Salt, b.KDF.Salt) || c.KDF.T != b.KDF.T || c.KDF.M != b.KDF.M || c.KDF.P != b.KDF.P
 }
-
-// envError adds hints to the errors of reading an (app, env).
-func envError(err error, app, env string) error {
-	switch {
-	case errors.Is(err, remote.ErrAppNotFound):
-		return withCode(ExitNotFound, fmt.Errorf("no app %q on the server", app), "`ov app list` shows the apps; `ov secret import FILE --app A --env E` creates one")
-	case errors.Is(err, remote.ErrEnvNotFound):
-		return withCode(ExitNotFound, fmt.Errorf("no env %q in app %q", env, app), fmt.Sprintf("`ov env list --app %s` shows its envs", app))
-	case errors.Is(err, remote.ErrTampered):
-		return withHints(err, "the server's answer was refused and nothing was used; if this persists, the server or its database was altered")
-	}
-	return err
-}
-
-var _ = credentials.ErrBadMode

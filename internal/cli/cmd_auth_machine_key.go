@@ -22,64 +22,6 @@ import (
 	"github.com/opaquevault/opaquevault/internal/vault"
 )
 
-func init() {
-	register(&command{
-		path:    "auth derive-machine-key",
-		summary: "issue a machine key file for unattended `ov run` (scoped with --app/--env)",
-		usage:   "auth derive-machine-key --out PATH|- [--app APP --env ENV [--env ENV...]] [--scope APP/ENV...] [--expires DUR] [--force]",
-		examples: []string{
-			"ov auth derive-machine-key --app myapp --env production --out /etc/ov/myapp.key",
-			"ov auth derive-machine-key --out /etc/ov/myapp.key        # account-wide: opens every app (not recommended)",
-			"ov auth derive-machine-key --app myapp --env production --out - | systemd-creds encrypt --name=ov-myapp - /etc/credstore.encrypted/ov-myapp",
-			"ov auth derive-machine-key --app myapp --env production --out /etc/ov/myapp.key --force   # replace and revoke the old key",
-		},
-		run: (*App).deriveMachineKey,
-	})
-	register(&command{
-		path:     "auth machine-key list",
-		summary:  "list the machine keys of the account with their scopes",
-		usage:    "auth machine-key list [--json]",
-		examples: []string{"ov auth machine-key list"},
-		run:      (*App).machineKeyList,
-	})
-	register(&command{
-		path:    "auth machine-key revoke",
-		summary: "revoke machine keys: at once on the server, and with --rotate by re-keying their envs",
-		usage:   "auth machine-key revoke ID... | --all [--rotate]",
-		examples: []string{
-			"ov auth machine-key revoke 3f2a9c0d1e4b5a697887766554433221",
-			"ov auth machine-key revoke 3f2a9c0d1e4b5a697887766554433221 --rotate   # after a compromise",
-			"ov auth machine-key revoke --all",
-		},
-		run: (*App).machineKeyRevoke,
-	})
-	register(&command{
-		path:    "auth change-password",
-		summary: "change the master password (re-wraps the account key only)",
-		usage:   "auth change-password [--revoke-machine-keys | --keep-machine-keys] [--password-file OLD --new-password-file NEW]",
-		examples: []string{
-			"ov auth change-password                       # asks whether to revoke the machine keys",
-			"ov auth change-password --keep-machine-keys --password-file old.pw --new-password-file new.pw",
-		},
-		run: (*App).changePassword,
-	})
-}
-
-// parseDuration accepts Go durations and a days suffix ("90d").
-func parseDuration(s string) (time.Duration, error) {
-	if strings.HasSuffix(s, "d") {
-		n, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
-		if err == nil && n > 0 {
-			return time.Duration(n) * 24 * time.Hour, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("invalid duration %q (want for example 90d or 720h)", s)
-	}
-	return d, nil
-}
-
 func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 	fs := a.flags()
 	out := fs.String("out", "", "where to write the 32-byte key: a new file (0600, owned by you), or - for a pipe (required)")

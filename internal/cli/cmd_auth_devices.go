@@ -7,23 +7,6 @@ import (
 	"fmt"
 )
 
-func init() {
-	register(&command{
-		path:     "auth devices",
-		summary:  "list the devices logged in to the account",
-		usage:    "auth devices [--json]",
-		examples: []string{"ov auth devices"},
-		run:      (*App).authDevices,
-	})
-	register(&command{
-		path:     "auth devices revoke",
-		summary:  "revoke a device's API key (a lost laptop): it is refused at its next request",
-		usage:    "auth devices revoke KEY_ID...",
-		examples: []string{"ov auth devices revoke 0123456789abcdef"},
-		run:      (*App).authDevicesRevoke,
-	})
-}
-
 func (a *App) authDevices(ctx context.Context, args []string) error {
 	fs := a.flags()
 	passwordNotNeeded(fs)
