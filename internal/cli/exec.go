@@ -5,78 +5,28 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"syscall"
 
+	"github.com/opaquevault/opaquevault/internal/childenv"
 	"github.com/opaquevault/opaquevault/internal/secmem"
 )
 
-// keptVariables are passed to the program even with --no-inherit: systemd's protocol with the
-// service (readiness, socket activation, watchdog, credentials) must reach it.
-var keptVariables = []string{"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC",
-	"WATCHDOG_PID", "CREDENTIALS_DIRECTORY", "INVOCATION_ID", "JOURNAL_STREAM", "RUNTIME_DIRECTORY",
-	"STATE_DIRECTORY", "CACHE_DIRECTORY", "LOGS_DIRECTORY", "CONFIGURATION_DIRECTORY"}
+// The child's environment and program are internal/childenv's: the same rules as `ov mcp serve`'s
+// commands. Here they only gain env(1)'s exit codes.
 
-// systemdEnv returns the variables of keptVariables that environ has.
-func systemdEnv(environ []string) []string {
-	var out []string
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		for _, k := range keptVariables {
-			if name == k {
-				out = append(out, kv)
-			}
-		}
-	}
-	return out
-}
+func systemdEnv(environ []string) []string { return childenv.SystemdOnly(environ) }
 
-// checkEnvValues refuses values execve cannot pass (a NUL byte), naming the secret, never the value.
-func checkEnvValues(values map[string]string) error {
-	for name, v := range values {
-		if strings.IndexByte(v, 0) >= 0 {
-			return fmt.Errorf("run: the value of %s contains a NUL byte, which no environment variable can hold", name)
-		}
-	}
-	return nil
-}
+func checkEnvValues(values map[string]string) error { return childenv.CheckValues(values) }
 
 // resolveProgram finds argv0 as execvp would, using ov's own PATH (never a PATH from the secrets),
-// and maps failures to env(1)'s exit codes.
+// and maps failures to env(1)'s exit codes: 127 not found, 126 cannot be executed.
 func resolveProgram(argv0 string) (string, error) {
-	if argv0 == "" {
-		return "", withCode(ExitRunNotFound, errors.New("run: empty program name"))
-	}
-	path := argv0
-	if !strings.Contains(argv0, "/") {
-		p, err := exec.LookPath(argv0)
-		if err != nil {
-			if errors.Is(err, exec.ErrNotFound) {
-				return "", withCode(ExitRunNotFound, fmt.Errorf("run %q: program not found in PATH", argv0))
-			}
-			return "", withCode(ExitRunNotExec, fmt.Errorf("run %q: %v", argv0, err))
-		}
-		path = p
-	}
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "", withCode(ExitRunNotFound, fmt.Errorf("run %q: no such file", argv0))
-	case err != nil:
-		return "", withCode(ExitRunNotExec, fmt.Errorf("run %q: %v", argv0, err))
-	case fi.IsDir():
-		return "", withCode(ExitRunNotExec, fmt.Errorf("run %q: is a directory", argv0))
-	case fi.Mode()&0o111 == 0:
-		return "", withCode(ExitRunNotExec, fmt.Errorf("run %q: not executable", argv0))
-	}
-	if !filepath.IsAbs(path) {
-		if abs, err := filepath.Abs(path); err == nil {
-			path = abs
-		}
+	path, err := childenv.ResolveProgram(argv0, "")
+	var pe *childenv.ProgramError
+	if errors.As(err, &pe) && pe.NotFound {
+		return "", withCode(ExitRunNotFound, err)
+	} else if err != nil {
+		return "", withCode(ExitRunNotExec, err)
 	}
 	return path, nil
 }

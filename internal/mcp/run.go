@@ -9,12 +9,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/opaquevault/opaquevault/internal/childenv"
 	"github.com/opaquevault/opaquevault/internal/mcp/sandbox"
 )
 
@@ -199,31 +199,9 @@ func signalName(s syscall.Signal) string {
 	return s.String()
 }
 
-// resolveProgram finds argv0 as execvp would: a name without a slash in
-// PATH (the server's, never one from the secrets), a relative path from dir
-// (the command's working directory, "" for the server's).
+// resolveProgram finds argv0 as execvp would (internal/childenv, as `ov run` does): a name without
+// a slash in PATH (the server's, never one from the secrets), a relative path from dir (the
+// command's working directory, "" for the server's).
 func resolveProgram(argv0 string, dir string) (string, error) {
-	if argv0 == "" {
-		return "", errors.New("run command: empty program name")
-	}
-	p := argv0
-	if strings.Contains(p, "/") && !filepath.IsAbs(p) && dir != "" {
-		p = filepath.Join(dir, p)
-	}
-	p, err := exec.LookPath(p)
-	if err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
-			if strings.Contains(argv0, "/") {
-				return "", fmt.Errorf("run %q: no such file", argv0)
-			}
-			return "", fmt.Errorf("run %q: program not found in PATH", argv0)
-		}
-		return "", fmt.Errorf("run %q: %w", argv0, startErr(err))
-	}
-	if !filepath.IsAbs(p) {
-		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
-		}
-	}
-	return p, nil
+	return childenv.ResolveProgram(argv0, dir)
 }
