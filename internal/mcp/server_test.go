@@ -473,7 +473,8 @@ func TestSetSecretFromGenerator(t *testing.T) {
 		t.Errorf("rotate: %+v %s", out, text(res))
 	}
 	for _, args := range []map[string]any{
-		{"env": "dev", "name": "bad-name", "kind": "hex"},
+		{"env": "dev", "name": "bad name", "kind": "hex"},
+		{"env": "dev", "name": "-lead", "kind": "hex"},
 		{"env": "dev", "name": "X", "kind": "rot13"},
 		{"app": "other", "env": "dev", "name": "X", "kind": "hex"},
 	} {
@@ -577,6 +578,12 @@ func TestRunCommandSecretsAndEnv(t *testing.T) {
 	if want := "hi from " + filepath.Base(dir) + "\n"; out.Stdout != want {
 		t.Errorf("./hi.sh in cwd: stdout = %q, want %q", out.Stdout, want)
 	}
+	// A name with "-" follows the rule `ov secret import` and `ov run` follow (internal/names): it is
+	// passed through execve, as env(1) does, and redacted on the way back.
+	out = h.run(t, map[string]any{"env": "dev", "command": []string{"printenv"}, "secrets": []string{"not-a-var"}})
+	if !slices.Equal(out.Injected, []string{"not-a-var"}) || !strings.Contains(out.Stdout, "not-a-var=[redacted") || strings.Contains(out.Stdout, "unusable-name-value") {
+		t.Errorf("not-a-var: injected %v, stdout %q", out.Injected, out.Stdout)
+	}
 	// secrets: [] injects none.
 	out = h.run(t, map[string]any{"env": "dev", "command": []string{"sh", "-c", `echo "${DB_PASSWORD:-none}"`}, "secrets": []string{}})
 	if out.Stdout != "none\n" || len(out.Injected) != 0 {
@@ -598,9 +605,9 @@ func TestRunCommandErrors(t *testing.T) {
 			[]string{`get secrets of myapp/dev: not found: "NOPE"`},
 		},
 		{
-			"not a variable name",
-			map[string]any{"command": []string{"printenv"}, "secrets": []string{"not-a-var"}},
-			[]string{`"not-a-var" not a valid environment variable name`},
+			"not a secret name",
+			map[string]any{"command": []string{"printenv"}, "secrets": []string{"not a var", "-x"}},
+			[]string{`"not a var", "-x" not a valid secret name`},
 		},
 		{
 			"NUL in a value",
