@@ -218,6 +218,13 @@ func TestAppsAndEnvs(t *testing.T) {
 		{"control char", api.NewApp{AppID: hex.EncodeToString(rnd(16)), Name: "a\x00b"}},
 		{"long name", api.NewApp{AppID: hex.EncodeToString(rnd(16)), Name: strings.Repeat("a", 129)}},
 		{"unicode control char", api.NewApp{AppID: hex.EncodeToString(rnd(16)), Name: "a\u0085b"}},
+		// The rule of internal/names, the CLI's: 60 CJK characters are 180 bytes; spaces, slashes and a
+		// leading "-" or "." are refused; names must be NFC.
+		{"60 CJK characters", api.NewApp{AppID: hex.EncodeToString(rnd(16)), Name: strings.Repeat("設", 60)}},
+		{"space", api.NewApp{AppID: hex.EncodeToString(rnd(16)), Name: "my app"}},
+		{"slash", api.NewApp{AppID: hex.EncodeToString(rnd(16)), Name: "a/b"}},
+		{"leading dash", api.NewApp{AppID: hex.EncodeToString(rnd(16)), Name: "-a"}},
+		{"not NFC", api.NewApp{AppID: hex.EncodeToString(rnd(16)), Name: "e\u0301"}},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -235,6 +242,7 @@ func TestAppsAndEnvs(t *testing.T) {
 		"short wrap": {EnvID: hex.EncodeToString(rnd(16)), Name: "x", Epoch: 1, WrappedEK: wrapped()[:70]},
 		"epoch 0":    {EnvID: hex.EncodeToString(rnd(16)), Name: "x", Epoch: 0, WrappedEK: wrapped()},
 		"bad id":     {EnvID: "zz", Name: "x", Epoch: 1, WrappedEK: wrapped()},
+		"bad name":   {EnvID: hex.EncodeToString(rnd(16)), Name: "prod env", Epoch: 1, WrappedEK: wrapped()},
 	} {
 		_, err := u.c.CreateEnv(bg, hex.EncodeToString(web), &ne)
 		t.Run(name, func(t *testing.T) { wantAPIError(t, err, 400, api.CodeBadRequest) })
