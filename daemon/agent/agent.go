@@ -17,8 +17,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/opaquevault/opaquevault/credentials"
-	"github.com/opaquevault/opaquevault/internal/envelope"
 	"github.com/opaquevault/opaquevault/internal/localapi"
+	ovnames "github.com/opaquevault/opaquevault/internal/names"
 	"github.com/opaquevault/opaquevault/internal/sd"
 	"github.com/opaquevault/opaquevault/internal/secmem"
 )
@@ -248,13 +248,13 @@ func newAgent(cfg Config) (*agentState, error) {
 }
 
 func normalizeScope(app, env string) (string, string, error) {
-	a, err := envelope.NormalizeName(app)
+	a, err := ovnames.NormalizeScope("app", app)
 	if err != nil {
-		return "", "", fmt.Errorf("check app name %q: %w", app, err)
+		return "", "", fmt.Errorf("check app name: %w", err)
 	}
-	e, err := envelope.NormalizeName(env)
+	e, err := ovnames.NormalizeScope("env", env)
 	if err != nil {
-		return "", "", fmt.Errorf("check env name %q: %w", env, err)
+		return "", "", fmt.Errorf("check env name: %w", err)
 	}
 	return a, e, nil
 }

@@ -13,8 +13,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/opaquevault/opaquevault/internal/envelope"
 	"github.com/opaquevault/opaquevault/internal/localapi"
+	ovnames "github.com/opaquevault/opaquevault/internal/names"
 )
 
 // ScopeLister is an optional interface of a [Source] that can list the
@@ -138,8 +138,8 @@ func cmpStr(a, b string) int {
 }
 
 func checkGenerate(g *localapi.Generate) error {
-	if _, err := envelope.NormalizeName(g.Name); err != nil {
-		return fmt.Errorf("generate: secret name: %w", err)
+	if err := ovnames.Secret(g.Name); err != nil {
+		return fmt.Errorf("generate: %w", err)
 	}
 	switch g.Kind {
 	case localapi.KindHex, localapi.KindBase64:
