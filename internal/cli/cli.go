@@ -6,6 +6,11 @@
 // Secret values are printed only where the user asked for them (`ov secret get`, `ov secret export`,
 // `--show-values`), never in an error, a warning or a log line. Passwords come from /dev/tty or a 0600
 // file, never from argv or the environment.
+//
+// The package parses flags, asks, prints and maps errors to exit codes; the protocol is
+// internal/remote's and the keys internal/vault's. commands.go is the command table; cmd_<path>.go
+// holds the commands of that path (cmd_auth_machine_key.go: `ov auth machine-key …`); errmap.go maps
+// errors to exit codes and hints; other files are named for the helper they hold.
 package cli
 
 import (
