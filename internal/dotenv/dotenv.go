@@ -103,7 +103,7 @@ func (p *dparser) skipSpace() int {
 	return p.pos - start
 }
 
-const nameRule = `names hold ASCII letters, digits, "_", "." and "-" (and do not start with "." or "-")`
+const nameRule = `names hold ASCII letters, digits, "_", "." and "-" (and do not start with "." or "-"), at most 255 bytes`
 
 // statement parses one assignment starting at p.pos, which is not blank.
 func (p *dparser) statement() {
