@@ -219,6 +219,8 @@ func TestDotenvNames(t *testing.T) {
 		{name: "quoted garbage", in: `"` + secretMarker + `"`, err: "1:1: not a NAME=VALUE assignment"},
 		{name: "leading dot", in: ".A=1", err: "1:1: invalid name"},
 		{name: "leading dash", in: "-A=1", err: "1:1: invalid name"},
+		{name: "name of 255 bytes (the limit of internal/names)", in: strings.Repeat("A", 255) + "=1", want: kv(strings.Repeat("A", 255), "1")},
+		{name: "name of 256 bytes", in: strings.Repeat("A", 256) + "=1", err: "1:1: invalid name"},
 		{name: "hash glued to a name", in: "FOO#" + secretMarker, err: "1:1: not a NAME=VALUE assignment"},
 		{name: "py: name without = (skipped)", in: "no_value_var\nA=1", want: kv("A", "1"), warns: []string{WarnNoValue}},
 		{name: "name without = and comment", in: "FOO # set elsewhere", want: kv(), warns: []string{WarnNoValue}},
