@@ -60,6 +60,8 @@ func TestMain(m *testing.M) {
 		os.Exit(floodHelper())
 	case "hold":
 		os.Exit(holdHelper())
+	case "credential":
+		os.Exit(credentialHelper())
 	}
 	code := m.Run()
 	if sharedBinDir != "" {
