@@ -14,6 +14,7 @@ import (
 
 	"github.com/opaquevault/opaquevault/credentials"
 	"github.com/opaquevault/opaquevault/internal/childenv"
+	"github.com/opaquevault/opaquevault/internal/remote"
 	"github.com/opaquevault/opaquevault/internal/sdunit"
 )
 
@@ -140,4 +141,19 @@ func (a *App) credentialsWarnings(root string) {
 		a.warnf("%s has no ov-agent-credentials.socket: the unit cannot get its credentials until the system agent serves them", underRoot(root, "/etc/systemd/system"))
 		a.hintf("run: sudo ov agent install --machine-key KEY --app APP --env ENV --user USER --enable (again: it adds the socket)")
 	}
+}
+
+// readWithAgentKey reads app/env for `cutover --credentials --machine-key`: with the system agent's
+// key, which is owned by ov-agent.service's User= (the unit's User= need not be the same).
+func (a *App) readWithAgentKey(ctx context.Context, t target, root, keyFile string) (*remote.Env, error) {
+	au, err := sdunit.Load(root, "ov-agent.service")
+	if err != nil {
+		return nil, withCode(ExitFailure, fmt.Errorf("read the system agent's unit: %w", err),
+			"--credentials needs the system agent: sudo ov agent install --machine-key KEY --app APP --env ENV --user USER --enable")
+	}
+	asvc, err := au.Service()
+	if err != nil {
+		return nil, err
+	}
+	return a.readWithKeyOf(ctx, t, root, keyFile, asvc)
 }
