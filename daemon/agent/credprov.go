@@ -24,12 +24,34 @@ import (
 // credential until EOF. The agent answers only a peer whose SO_PEERCRED uid
 // is 0 (the socket is also root-only, 0600), whose address has that form,
 // and whose unit has a root-owned policy in /etc/ov/credentials.d that names
-// the secret; anything else is closed without a byte, so systemd fails the
-// unit's start, and a journal entry names the unit and the credential
-// (OV_UNIT, OV_CREDENTIAL), never a value.
+// the secret. Anything else gets no value, and a journal entry names the
+// unit and the credential (OV_UNIT, OV_CREDENTIAL), never a value.
+//
+// systemd takes a connection closed without data as an empty credential
+// and starts the unit. So a refused request from systemd (uid 0, its
+// address) is answered with more than systemd's 1 MiB credential limit of
+// zero bytes (CREDENTIAL_SIZE_MAX, read with READ_FULL_FILE_FAIL_WHEN_LARGER):
+// systemd fails the read with E2BIG and the unit's start with
+// 243/CREDENTIALS. Other peers get nothing.
 
 // maxCredConns bounds the credential requests served at once.
 const maxCredConns = 16
+
+// RefusalSize is how many zero bytes a refused request from systemd gets:
+// one more than systemd accepts for a credential (1 MiB), so that the unit
+// fails to start rather than start with an empty credential.
+const RefusalSize = 1<<20 + 1
+
+// failStart answers systemd's refused request (see RefusalSize).
+func failStart(c net.Conn) {
+	var zeros [32 << 10]byte
+	for n := 0; n < RefusalSize; {
+		m, err := c.Write(zeros[:min(len(zeros), RefusalSize-n)])
+		if n += m; err != nil {
+			return // systemd stopped reading: it has failed the read already
+		}
+	}
+}
 
 // credentialPeer parses systemd's peer address "@RANDOM/unit/UNIT/NAME" (Go
 // shows the abstract address's leading NUL as "@").
@@ -106,23 +128,31 @@ func (a *agentState) serveCredential(ctx context.Context, c net.Conn) {
 		audit(log, c).Warn("credential refused: the caller's address is not systemd's (\\0RANDOM/unit/UNIT/NAME)")
 		return
 	}
+	// From here on the caller is systemd asking for a unit: a refusal must
+	// fail the unit's start.
 	pol, err := readCredentialPolicy(a.credDir(), unit)
 	if err != nil {
 		log.WithError(err).Warn("credential refused: no usable policy for the unit")
+		failStart(c)
 		return
 	}
 	log = log.WithFields(logrus.Fields{"app": pol.App, "env": pol.Env})
 	if !pol.Allows(name) {
 		log.Warn("credential refused: not in the unit's policy")
+		failStart(c)
 		return
 	}
 	if a.cfg.App != "" && (pol.App != a.cfg.App || pol.Env != a.cfg.Env) {
 		log.Warn(fmt.Sprintf("credential refused: the policy names %s/%s; this agent serves %s/%s only", pol.App, pol.Env, a.cfg.App, a.cfg.Env))
+		failStart(c)
 		return
 	}
-	version, err := a.writeCredential(ctx, c, pol.App, pol.Env, name)
+	version, written, err := a.writeCredential(ctx, c, pol.App, pol.Env, name)
 	if err != nil {
 		log.WithError(err).Warn("credential refused")
+		if !written {
+			failStart(c)
+		}
 		return
 	}
 	log.WithField("version", version).Info("served credential")
@@ -141,19 +171,19 @@ func (a *agentState) credDir() string {
 }
 
 // writeCredential writes the value of app/env's secret name to c and
-// wipes what it read.
-func (a *agentState) writeCredential(ctx context.Context, c net.Conn, app, env, name string) (uint64, error) {
+// wipes what it read; written says whether it started writing.
+func (a *agentState) writeCredential(ctx context.Context, c net.Conn, app, env, name string) (version uint64, written bool, err error) {
 	a.keyMu.RLock()
 	defer a.keyMu.RUnlock()
 	if a.key == nil || a.src == nil {
-		return 0, errors.New("the agent is locked")
+		return 0, false, errors.New("the agent is locked")
 	}
 	if a.key.Kind == KeyScoped && !hasScope(a.key, app, env) {
-		return 0, fmt.Errorf("the agent is not unlocked for %s/%s", app, env)
+		return 0, false, fmt.Errorf("the agent is not unlocked for %s/%s", app, env)
 	}
 	e, err := a.src.Read(ctx, app, env)
 	if err != nil {
-		return 0, fmt.Errorf("read %s/%s: %w", app, env, err)
+		return 0, false, fmt.Errorf("read %s/%s: %w", app, env, err)
 	}
 	defer e.Wipe()
 	for _, s := range e.Secrets { // a Source need not sort them (Lookup would)
@@ -161,11 +191,11 @@ func (a *agentState) writeCredential(ctx context.Context, c net.Conn, app, env, 
 			continue
 		}
 		if _, err := c.Write(s.Value); err != nil {
-			return 0, fmt.Errorf("write the value: %w", err)
+			return 0, true, fmt.Errorf("write the value: %w", err)
 		}
-		return s.Version, nil
+		return s.Version, true, nil
 	}
-	return 0, fmt.Errorf("%s/%s has no secret %s", app, env, name)
+	return 0, false, fmt.Errorf("%s/%s has no secret %s", app, env, name)
 }
 
 // credAccept serves a credentials listener until it is closed.

@@ -129,15 +129,21 @@ func (ca *credAgent) policy(t *testing.T, unit, text string) string {
 	return p
 }
 
-// refused asks as root from laddr, expects nothing back, and a log line
-// with want (and the unit and credential when given), without a value.
+// refused asks as root from laddr and expects a log line with want,
+// without a value. A request in systemd's form (systemd is true) must get
+// more zero bytes than systemd takes as a credential, so that the unit
+// fails to start; any other, nothing.
 func (ca *credAgent) refused(t *testing.T, laddr, want string) {
 	t.Helper()
 	b, err := askCredential(ca.sock, laddr)
 	if err != nil {
 		t.Fatalf("connect from %q: %v", laddr, err)
 	}
-	if len(b) != 0 {
+	_, _, systemd := agent.CredentialPeerForTest(laddr)
+	switch {
+	case systemd && (len(b) != agent.RefusalSize || len(bytes.Trim(b, "\x00")) != 0):
+		t.Fatalf("from %q: got %d bytes (%d not zero), want %d zero bytes", laddr, len(b), len(bytes.Trim(b, "\x00")), agent.RefusalSize)
+	case !systemd && len(b) != 0:
 		t.Fatalf("from %q: got %d bytes, want none", laddr, len(b))
 	}
 	ca.waitLog(t, want)
