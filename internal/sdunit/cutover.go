@@ -227,6 +227,10 @@ func (p *Plan) Render(s *Service) (string, error) {
 	if k := p.Kept(); len(k) > 0 {
 		fmt.Fprintf(&b, "# Kept in Environment= (not in the vault): %s\n", strings.Join(k, " "))
 	}
+	if p.Credentials {
+		// The agent serves the credentials: start it first, and wait until it has its key (READY=1).
+		b.WriteString("[Unit]\nWants=ov-agent.service\nAfter=ov-agent.service\n\n")
+	}
 	b.WriteString("[Service]\n")
 	if len(s.EnvironmentFiles) > 0 {
 		b.WriteString("EnvironmentFile=\n")
