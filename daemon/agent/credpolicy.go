@@ -109,7 +109,7 @@ func validCredentialID(s string) bool {
 // validUnitName accepts unit names as systemd puts them in the peer
 // address: a file name with a unit type suffix.
 func validUnitName(s string) bool {
-	if !validCredentialID(s) || strings.ContainsAny(s, `\"'`) {
+	if !validCredentialID(s) {
 		return false
 	}
 	dot := strings.LastIndexByte(s, '.')

@@ -37,14 +37,15 @@ import (
 	"github.com/opaquevault/opaquevault/units"
 )
 
+// PolicyDir holds the credential provider's per-unit policies (`ov systemd
+// cutover --credentials` writes them), root:root 0755.
+const PolicyDir = "/etc/ov/credentials.d"
+
 // Paths on the target system.
 const (
 	UnitDir       = "/etc/systemd/system"
 	BusPolicyDir  = "/etc/dbus-1/system.d"
 	ConfigDir     = "/etc/ov"
-	// PolicyDir holds the credential provider's per-unit policies
-	// (`ov systemd cutover --credentials` writes them), root:root 0755.
-	PolicyDir = "/etc/ov/credentials.d"
 	Rendezvous    = localapi.DefaultRendezvous
 	DefaultBinary = "/usr/bin/ov"
 	// DefaultCredential is the LoadCredential= id of the machine key.
