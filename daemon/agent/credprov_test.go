@@ -281,3 +281,63 @@ func TestParseCredentialPolicy(t *testing.T) {
 		}
 	}
 }
+
+// credentialsSocket binds the credentials socket as ov-agent-credentials.socket
+// does (root 0600) and makes the policy directory; it returns the listener's
+// file for LISTEN_FDS.
+func (p *agentProc) credentialsSocket(t *testing.T) *os.File {
+	t.Helper()
+	p.credSock = filepath.Join(p.dir, "credentials.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: p.credSock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(p.credSock, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if err := os.Mkdir(filepath.Join(p.dir, "credentials.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// The system agent as systemd runs it: socket-activated with both sockets
+// by name (LISTEN_FDNAMES=agent:credentials), as an unprivileged User= with
+// a machine key credential, reading root-owned policies.
+func TestCredentialProviderActivation(t *testing.T) {
+	p := startAgent(t, agentOpts{uid: nobody, key: bytes.Repeat([]byte{9}, 32), credentials: true})
+	p.waitNotify(t, "READY=1")
+	pol := filepath.Join(p.dir, "credentials.d", "myapp.service.conf")
+	if err := os.WriteFile(pol, []byte("app=myapp\nenv=production\nsecrets=STRIPE_SECRET_KEY\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := askCredential(p.credSock, systemdAddr("myapp.service", "STRIPE_SECRET_KEY"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != testSecrets["STRIPE_SECRET_KEY"] {
+		t.Fatalf("got %d bytes, want the value of STRIPE_SECRET_KEY", len(b))
+	}
+	p.waitLog(t, "served credential")
+	b, err = askCredential(p.credSock, systemdAddr("myapp.service", "DATABASE_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != agent.RefusalSize {
+		t.Fatalf("DATABASE_URL (not in the policy): got %d bytes, want %d", len(b), agent.RefusalSize)
+	}
+	p.waitLog(t, "credential refused: not in the unit's policy")
+	if strings.Contains(p.logs.String(), testSecrets["STRIPE_SECRET_KEY"]) {
+		t.Error("the agent's log holds a value")
+	}
+	// The agent's own socket still serves its uid's requests.
+	if out := p.as(t, nobody, "status"); !strings.HasPrefix(out, "ok state=unlocked") {
+		t.Errorf("status on the agent socket: %s", out)
+	}
+}
