@@ -2,8 +2,8 @@
 
 // Package units holds the agent's systemd unit templates and renders them:
 // ov-agent.socket, ov-agent-credentials.socket and ov-agent.service (the
-// system agent that `ov agent install` writes to /etc/systemd/system) and ov-agent-user.socket
-// and ov-agent-user.service (the user agent of `ov agent start` under
+// system agent that `ov agent install` writes to /etc/systemd/system) and
+// ov-agent-user.socket and ov-agent-user.service (the user agent of `ov agent start` under
 // systemd --user).
 //
 // Rendering never produces a unit from a value that could change its meaning:
@@ -30,14 +30,15 @@ var Files embed.FS
 
 // The units, by the name they are installed under.
 const (
-	AgentSocket  = "ov-agent.socket"
-	AgentService = "ov-agent.service"
-	// AgentCredentialsSocket is the system agent's credential provider
-	// socket (/run/ov/credentials.sock, root 0600).
-	AgentCredentialsSocket = "ov-agent-credentials.socket"
-	UserAgentSocket        = "ov-agent-user.socket"
-	UserAgentService       = "ov-agent-user.service"
+	AgentSocket      = "ov-agent.socket"
+	AgentService     = "ov-agent.service"
+	UserAgentSocket  = "ov-agent-user.socket"
+	UserAgentService = "ov-agent-user.service"
 )
+
+// AgentCredentialsSocket is the system agent's credential provider socket
+// (/run/ov/credentials.sock, root 0600).
+const AgentCredentialsSocket = "ov-agent-credentials.socket"
 
 // SystemUnits and UserUnits list the units of each agent.
 var (

@@ -99,6 +99,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	a, err := newAgent(cfg)
 	if err != nil {
 		closeAll(cfg.Listeners)
+		closeAll(cfg.CredentialListeners)
 		return err
 	}
 	log := a.log
@@ -114,6 +115,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	defer signal.Stop(sigs)
 
 	ls, cls := cfg.Listeners, cfg.CredentialListeners
+	defer func() { closeAll(cls) }()
 	if len(ls) == 0 {
 		names := []string{"agent"}
 		if cfg.Mode == ModeSystem {
@@ -130,7 +132,6 @@ func Serve(ctx context.Context, cfg Config) error {
 			closeAll(named["credentials"])
 		}
 	}
-	defer closeAll(cls)
 	if len(ls) == 0 && cfg.SocketPath != "" {
 		l, err := Listen(cfg.SocketPath)
 		if err != nil {
