@@ -131,6 +131,21 @@ func commandTable() []*command {
 		},
 		run: (*App).doctor,
 	})
+	// ov env-from-credentials (cmd_envcreds.go)
+	register(&command{
+		path:    "env-from-credentials",
+		summary: "run a program with the files of $CREDENTIALS_DIRECTORY (LoadCredential=) as environment variables",
+		usage:   "env-from-credentials -- PROGRAM [ARGS...]",
+		examples: []string{
+			"ExecStart=/usr/bin/ov env-from-credentials -- /opt/myapp/bin/server   # with LoadCredential=DATABASE_URL:/run/ov/credentials.sock",
+		},
+		notes: "For programs that read only environment variables. Each file of $CREDENTIALS_DIRECTORY becomes a\n" +
+			"variable of the same name (names that are not valid variable names are skipped with a warning), after the\n" +
+			"checks of `ov run --machine-key-credential` (owned by this uid, or by root with an ACL for it; 0400 or 0600;\n" +
+			"one link). No network and no key: systemd and the agent's credential provider did the work. Exit status:\n" +
+			"the program's own once ov has replaced itself with it; before that 125, or 126/127 as env(1).",
+		run: (*App).envFromCredentials,
+	})
 	// ov auth derive-machine-key, machine-key … (cmd_auth_machine_key.go), change-password (cmd_auth_change_password.go)
 	register(&command{
 		path:    "auth derive-machine-key",
@@ -274,11 +289,12 @@ func commandTable() []*command {
 	register(&command{
 		path:    "systemd cutover",
 		summary: "move a unit's EnvironmentFile=/Environment= secrets to ov run, with a drop-in (guide step 4)",
-		usage:   "systemd cutover UNIT --app APP --env ENV (--machine-key PATH | --credentials) [--dry-run] [--root DIR]",
+		usage:   "systemd cutover UNIT --app APP --env ENV (--machine-key PATH | --credentials [--files-only] [--machine-key PATH]) [--dry-run] [--root DIR]",
 		examples: []string{
 			"sudo ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key --dry-run",
 			"sudo ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key",
 			"ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key --root /srv/image",
+			"sudo ov systemd cutover myapp.service --app myapp --env production --credentials --machine-key /etc/ov/myapp.key   # LoadCredential= from the system agent",
 		},
 		run: (*App).systemdCutover,
 	})
