@@ -164,13 +164,20 @@ func (s *Server) getEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		wrap = v.MachineWrap
 	}
 	// The signed allowed set of the epoch (crypto.md §2.8) is re-signed at a revocation without a
-	// commit, so it is read at every request, not cached with the env.
+	// commit, so it is not cached with the env: it comes with the head, in the same statement, or,
+	// when a commit raced the head and the snapshot is of a newer epoch, is read for that epoch.
 	var access *store.SignedObject
-	switch acc, err := s.st.Signed(ctx, rc.accountID, kindEnvAccess, envAccessKey(id, ent.epoch)); {
-	case err == nil:
-		access = acc
-	case !errors.Is(err, store.ErrNotFound):
-		return err
+	if ent.epoch == head.Epoch {
+		if head.AccessRaw != nil {
+			access = &store.SignedObject{Raw: head.AccessRaw, Sig: head.AccessSig}
+		}
+	} else {
+		switch acc, err := s.st.Signed(ctx, rc.accountID, kindEnvAccess, envAccessKey(id, ent.epoch)); {
+		case err == nil:
+			access = acc
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
 	}
 	if scoped {
 		ent.write(w, "machine_wrap", wrap, access)
