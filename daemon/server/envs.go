@@ -237,6 +237,9 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		!ed25519.Verify(ed25519.PublicKey(account.SignPub), req.Manifest, req.ManifestSig) {
 		return badRequest("commit: manifest signature does not verify under the account signing key")
 	}
+	if err := checkChain(env, m); err != nil {
+		return err
+	}
 	if len(m.Entries) > s.lim.MaxSecrets || len(req.Put) > s.lim.MaxSecrets {
 		return errorf(http.StatusUnprocessableEntity, api.CodeTooMany, "commit: %d secrets, at most %d per environment", max(len(m.Entries), len(req.Put)), s.lim.MaxSecrets)
 	}
@@ -271,6 +274,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		return s.st.CommitEnv(ctx, &store.Commit{
 			EnvID: envID, ExpectedSeq: req.ExpectedSeq, Seq: m.Seq, Manifest: req.Manifest, ManifestSig: req.ManifestSig,
 			Put: put, Delete: del, Rotate: rot, RevokeMachines: revoke, At: s.now(),
+			Actor: rc.actor(), KeepVersions: s.lim.KeepVersions,
 		})
 	})
 	switch {
