@@ -237,9 +237,6 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		!ed25519.Verify(ed25519.PublicKey(account.SignPub), req.Manifest, req.ManifestSig) {
 		return badRequest("commit: manifest signature does not verify under the account signing key")
 	}
-	if err := checkChain(env, m); err != nil {
-		return err
-	}
 	if len(m.Entries) > s.lim.MaxSecrets || len(req.Put) > s.lim.MaxSecrets {
 		return errorf(http.StatusUnprocessableEntity, api.CodeTooMany, "commit: %d secrets, at most %d per environment", max(len(m.Entries), len(req.Put)), s.lim.MaxSecrets)
 	}
@@ -247,6 +244,9 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 	if env.Seq != req.ExpectedSeq {
 		s.metrics.conflicts.Inc()
 		return conflict("commit: env %s is at seq %d, not %d: read it again", hexID(envID), env.Seq, req.ExpectedSeq)
+	}
+	if err := checkChain(env, m); err != nil {
+		return err
 	}
 
 	wantEpoch := env.Epoch
