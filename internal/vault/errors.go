@@ -61,5 +61,5 @@ var (
 	// ErrBrokenHistory means a served manifest history has a gap, is out of
 	// order, or a chained manifest does not name its predecessor's hash.
 	ErrBrokenHistory = errors.New("manifest history is broken")
-	ErrBadCacheMAC = errors.New("cache entry is not authenticated by this machine key")
+	ErrBadCacheMAC   = errors.New("cache entry is not authenticated by this machine key")
 )

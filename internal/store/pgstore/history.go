@@ -124,4 +124,3 @@ func (db *DB) AuditPage(ctx context.Context, q store.AuditQuery) ([]store.AuditE
 	}
 	return out, pgErr("list audit", rows.Err())
 }
-
