@@ -227,3 +227,27 @@ func TestVerifyHistoryAttacks(t *testing.T) {
 		t.Fatalf("unchained after chained: %v", err)
 	}
 }
+
+// TestHistoryVectorsCryptoMD checks that crypto.md §1.6.2 quotes the fingerprint vector.
+func TestHistoryVectorsCryptoMD(t *testing.T) {
+	md, err := os.ReadFile("../../docs/design/crypto.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("testdata/vectors_history.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v historyVectors
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	start := bytes.Index(md, []byte("#### 1.6.2"))
+	end := bytes.Index(md, []byte("### 1.7"))
+	if start < 0 || end < start {
+		t.Fatal("crypto.md has no §1.6.2")
+	}
+	if !bytes.Contains(md[start:end], []byte("`"+v.Fingerprint+"`")) {
+		t.Fatalf("crypto.md §1.6.2 does not quote the fingerprint vector %s", v.Fingerprint)
+	}
+}
