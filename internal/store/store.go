@@ -20,6 +20,9 @@
 //   - An environment changes only through [Store.CommitEnv], which is one transaction with a
 //     compare-and-swap on the manifest sequence: a stale writer gets [ErrConflict], never a lost
 //     update.
+//   - Every commit appends its signed manifest, with the writer, to the environment's history, and
+//     keeps the sealed records it puts (by SHA-256) until [Commit.KeepVersions] prunes them; the
+//     history is never rewritten.
 //   - The audit log is append-only: there is no method to change or delete an entry, and IDs grow
 //     in the order entries are appended.
 //
