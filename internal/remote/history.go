@@ -235,6 +235,7 @@ func (v *Vault) History(ctx context.Context, appName, envName string) (*History,
 		}
 	}()
 	fpKey := keys[cur.Epoch]
+	listed := map[string]map[uint64]bool{} // name → versions already in h.Versions
 	prev := map[string]uint64{}
 	prevEpoch := uint32(0)
 	for i, m := range ms {
@@ -245,9 +246,13 @@ func (v *Vault) History(ctx context.Context, appName, envName string) (*History,
 				name = fmt.Sprintf("(pruned %x)", e.Blind[:4])
 			}
 			state[name] = e.Version
-			if _, dup := h.version(name, e.Version); dup || !known {
+			if !known || listed[name][e.Version] {
 				continue
 			}
+			if listed[name] == nil {
+				listed[name] = map[uint64]bool{}
+			}
+			listed[name][e.Version] = true
 			sv := SecretVersion{Name: name, Version: e.Version, Seq: m.Seq, At: served.Manifests[i].At, Actor: served.Manifests[i].Actor}
 			var hk [sha256.Size]byte
 			copy(hk[:], e.RecordHash)
