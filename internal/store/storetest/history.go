@@ -171,3 +171,41 @@ func testAuditPage(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// SeedForUpgrade writes two versions of one secret to a new environment, for a backend's upgrade
+// test: the backend then removes its history tables as a database from before them lacks them,
+// reopens, and calls CheckUpgraded.
+func SeedForUpgrade(t *testing.T, s store.Store) (envID, manifest []byte, current store.Record) {
+	t.Helper()
+	a, _ := mkAccount(t, s)
+	env := mkEnv(t, s, mkApp(t, s, a.ID, "web"), "prod")
+	blind := rnd(16)
+	must(t, s.CommitEnv(ctx, &store.Commit{EnvID: env.ID, ExpectedSeq: 0, Seq: 1, Manifest: rnd(30), ManifestSig: rnd(64),
+		Put: []store.Record{rec(blind, 1, 20)}, At: now}), "commit 1")
+	manifest, current = rnd(30), rec(blind, 2, 20)
+	must(t, s.CommitEnv(ctx, &store.Commit{EnvID: env.ID, ExpectedSeq: 1, Seq: 2, Manifest: manifest, ManifestSig: rnd(64),
+		Put: []store.Record{current}, At: now.Add(time.Second)}), "commit 2")
+	return env.ID, manifest, current
+}
+
+// CheckUpgraded checks that an upgraded database starts each environment's history at the manifest
+// and records it held, and that history is kept from then on.
+func CheckUpgraded(t *testing.T, s store.Store, envID, manifest []byte, current store.Record) {
+	t.Helper()
+	h, err := s.EnvHistory(ctx, envID)
+	must(t, err, "env history")
+	if len(h.Manifests) != 1 || h.Manifests[0].Seq != 2 || !bytes.Equal(h.Manifests[0].Manifest, manifest) || h.Manifests[0].Actor != "" {
+		t.Fatalf("upgraded history: %+v", h.Manifests)
+	}
+	sum := sha256.Sum256(current.Data)
+	got, err := s.HistoryRecords(ctx, envID, [][]byte{sum[:]})
+	must(t, err, "history records")
+	if len(got) != 1 || !bytes.Equal(got[0].Data, current.Data) {
+		t.Fatal("the current record was not copied into the history")
+	}
+	must(t, s.CommitEnv(ctx, &store.Commit{EnvID: envID, ExpectedSeq: 2, Seq: 3, Manifest: rnd(30), ManifestSig: rnd(64),
+		Put: []store.Record{rec(current.Blind, 3, 20)}, Actor: "device:01", At: now}), "commit after upgrade")
+	if h, _ := s.EnvHistory(ctx, envID); len(h.Manifests) != 2 || h.Manifests[1].Actor != "device:01" {
+		t.Fatal("history not kept after the upgrade")
+	}
+}
