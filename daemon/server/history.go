@@ -15,6 +15,15 @@ import (
 	"github.com/opaquevault/opaquevault/internal/store"
 )
 
+// readAction reports whether an audited action only reads: its entry is batched, not awaited.
+func readAction(action string) bool {
+	switch action {
+	case "env.read", "env.history", "env.history.read":
+		return true
+	}
+	return false
+}
+
 // checkChain refuses a commit that would break the environment's manifest chain (crypto.md
 // §1.6.1): a chained manifest must name the SHA-256 of the stored manifest (zero for the first),
 // and once an environment is chained an unchained manifest may not follow. Clients verify the

@@ -431,5 +431,5 @@ func (s *Server) audit(r *http.Request, rc *reqCtx, action string, ae *apiError)
 	}
 	// A change is answered once its entry is durable; a read or a refusal is answered at once and
 	// its entry written with the next batch (audit.go says what a crash can lose).
-	s.auditor.add(e, ae == nil && action != "env.read")
+	s.auditor.add(e, ae == nil && !readAction(action))
 }
