@@ -113,8 +113,15 @@ func (s *Server) getHistoryRecords(w http.ResponseWriter, r *http.Request, rc *r
 	if err != nil {
 		return err
 	}
+	// An answer stays within what one environment read may carry; the rest is named as omitted.
 	out := api.HistoryRecords{Records: make([]api.Record, 0, len(recs))}
+	var size int64
 	for _, rec := range recs {
+		if len(out.Records) > 0 && size+int64(len(rec.Data)) > s.lim.MaxEnvBytes {
+			out.Omitted = append(out.Omitted, rec.Hash)
+			continue
+		}
+		size += int64(len(rec.Data))
 		out.Records = append(out.Records, api.Record{Blind: rec.Blind, Version: rec.Version, Record: rec.Data})
 	}
 	writeJSON(w, http.StatusOK, &out)

@@ -132,3 +132,41 @@ func TestHistoryEndpoints(t *testing.T) {
 		t.Fatalf("since the future: %d entries, %v", len(fut.Entries), err)
 	}
 }
+
+// TestHistoryRecordsBudget: an answer carries at most MaxEnvBytes of records (at least one) and
+// names the rest as omitted; the client asks again.
+func TestHistoryRecordsBudget(t *testing.T) {
+	lim := noRateLimits()
+	lim.MaxEnvBytes = int64(lim.MaxRecordBytes) // one big record per answer
+	h := newHarness(t, lim)
+	u := h.register("alice@example.com")
+	e := u.newEnv(u.newApp("web"), "web", "prod")
+	var hashes [][]byte
+	blind := rnd(16)
+	for i := range 3 {
+		// Versions of one secret: the environment holds one record, the history three.
+		r := api.Record{Blind: blind, Version: uint64(i + 1), Record: sealed(lim.MaxRecordBytes * 2 / 3)}
+		if err := u.commit(e, u.draft(e).putRecord(r)); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(r.Record)
+		hashes = append(hashes, sum[:])
+	}
+	got, err := u.c.HistoryRecords(bg, hex.EncodeToString(e.envID), hashes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Records) != 1 || len(got.Omitted) != 2 {
+		t.Fatalf("%d records, %d omitted; want 1 and 2", len(got.Records), len(got.Omitted))
+	}
+	again, err := u.c.HistoryRecords(bg, hex.EncodeToString(e.envID), got.Omitted)
+	if err != nil || len(again.Records) != 1 || len(again.Omitted) != 1 {
+		t.Fatalf("second answer: %v", err)
+	}
+	tooMany := make([][]byte, api.MaxHistoryHashes+1)
+	for i := range tooMany {
+		tooMany[i] = rnd(32)
+	}
+	_, err = u.c.HistoryRecords(bg, hex.EncodeToString(e.envID), tooMany)
+	wantAPIError(t, err, http.StatusBadRequest, api.CodeBadRequest)
+}

@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// MaxHistoryHashes bounds the record hashes one HistoryRecordsRequest may name.
-const MaxHistoryHashes = 10000
+// MaxHistoryHashes bounds the record hashes one HistoryRecordsRequest may name; a client asks for
+// more in several requests.
+const MaxHistoryHashes = 256
 
 // HistoryManifest is one signed manifest an environment had, and who the server saw write it.
 type HistoryManifest struct {
@@ -40,9 +41,11 @@ type HistoryRecordsRequest struct {
 }
 
 // HistoryRecords answers a HistoryRecordsRequest; hashes with no stored record (pruned) are left
-// out.
+// out. Omitted lists hashes whose records exist but did not fit in this answer's size budget: ask
+// for them again.
 type HistoryRecords struct {
 	Records []Record `json:"records"`
+	Omitted [][]byte `json:"omitted,omitempty"`
 }
 
 // AuditQuery selects a page of the caller's audit log.

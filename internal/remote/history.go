@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/opaquevault/opaquevault/internal/api"
 	"github.com/opaquevault/opaquevault/internal/envelope"
 	"github.com/opaquevault/opaquevault/internal/vault"
 )
@@ -182,15 +183,9 @@ func (v *Vault) History(ctx context.Context, appName, envName string) (*History,
 			}
 		}
 	}
-	records := map[[sha256.Size]byte][]byte{}
-	if len(hashes) > 0 {
-		got, err := v.Client.HistoryRecords(ctx, env.EnvID, hashes)
-		if err != nil {
-			return nil, fmt.Errorf("fetch the past records of %s/%s: %w", appName, envName, err)
-		}
-		for _, r := range got.Records {
-			records[sha256.Sum256(r.Record)] = r.Record
-		}
+	records, err := v.historyRecords(ctx, env.EnvID, hashes)
+	if err != nil {
+		return nil, fmt.Errorf("fetch the past records of %s/%s: %w", appName, envName, err)
 	}
 
 	h := &History{AppName: appName, EnvName: envName}
@@ -297,6 +292,43 @@ func (v *Vault) History(ctx context.Context, appName, envName string) (*History,
 	})
 	ok = true
 	return h, nil
+}
+
+// historyRecords fetches the records with these hashes in requests of at most api.MaxHistoryHashes,
+// asking again for what an answer omitted for size. Records are keyed by their own SHA-256, so a
+// record served under another hash is never taken for it.
+func (v *Vault) historyRecords(ctx context.Context, envID string, hashes [][]byte) (map[[sha256.Size]byte][]byte, error) {
+	records := map[[sha256.Size]byte][]byte{}
+	for len(hashes) > 0 {
+		n := min(len(hashes), api.MaxHistoryHashes)
+		batch := hashes[:n]
+		hashes = hashes[n:]
+		got, err := v.Client.HistoryRecords(ctx, envID, batch)
+		if err != nil {
+			return nil, err
+		}
+		added := 0
+		for _, r := range got.Records {
+			h := sha256.Sum256(r.Record)
+			if records[h] == nil {
+				added++
+			}
+			records[h] = r.Record
+		}
+		if added == 0 && len(got.Omitted) > 0 {
+			return nil, tampered("fetch past records", errors.New("the server omitted records without sending any"))
+		}
+		asked := map[[sha256.Size]byte]bool{}
+		for _, h := range batch {
+			asked[[sha256.Size]byte(h)] = true
+		}
+		for _, h := range got.Omitted {
+			if len(h) == sha256.Size && asked[[sha256.Size]byte(h)] && records[[sha256.Size]byte(h)] == nil {
+				hashes = append(hashes, h)
+			}
+		}
+	}
+	return records, nil
 }
 
 // RollbackResult reports a rollback: the names written and removed, and the new seq (0 with

@@ -3,6 +3,7 @@
 package remote
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -193,5 +194,50 @@ func TestHistoryRecordSwapIsNotAValue(t *testing.T) {
 	}
 	if _, err := v.RollbackSecret(bg, "myapp", "prod", "A", 1, false); !errors.Is(err, ErrNoSuchVersion) {
 		t.Fatalf("rollback to a swapped version: %v", err)
+	}
+}
+
+// TestHistoryRecordsOmitted: the client asks again for records an answer omitted, and refuses a
+// server that omits without ever sending.
+func TestHistoryRecordsOmitted(t *testing.T) {
+	f, v := historyFixture(t)
+	rounds := 0
+	omit := func(keep int) func(string, []byte) []byte {
+		return func(path string, body []byte) []byte {
+			if !strings.HasSuffix(path, "/history/records") {
+				return body
+			}
+			rounds++
+			var rs api.HistoryRecords
+			if err := json.Unmarshal(body, &rs); err != nil {
+				t.Fatal(err)
+			}
+			for len(rs.Records) > keep {
+				last := rs.Records[len(rs.Records)-1]
+				sum := sha256.Sum256(last.Record)
+				rs.Omitted = append(rs.Omitted, sum[:])
+				rs.Records = rs.Records[:len(rs.Records)-1]
+			}
+			out, _ := json.Marshal(&rs)
+			return out
+		}
+	}
+	f.proxy.set(omit(1))
+	h, err := v.History(bg, "myapp", "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sv := range h.Versions {
+		if sv.Value == nil {
+			t.Fatalf("%s v%d not fetched after omissions", sv.Name, sv.Version)
+		}
+	}
+	h.Wipe()
+	if rounds != 4 { // A v1–v3 and B v1: one record per answer
+		t.Fatalf("%d requests, want 4", rounds)
+	}
+	f.proxy.set(omit(0))
+	if _, err := v.History(bg, "myapp", "prod"); !errors.Is(err, ErrTampered) {
+		t.Fatalf("a server that omits everything: %v", err)
 	}
 }
