@@ -110,6 +110,20 @@ func TestRealPolkitd(t *testing.T) {
 		t.Errorf("unknown action: %v, %v", ok, err)
 	}
 
+	// Root's pid with another start time (a recycled pid): not root's process, so no.
+	pid := sleeper(t, 0)
+	real, err := polkit.UnixProcess(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := polkit.StartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := a.Allowed(ctx, polkit.WithStartTime(real, st+1), "com.opaquevault.agent.lock", false); ok {
+		t.Errorf("root's pid with a forged start time: allowed (%v)", err)
+	}
+
 	// The bus-name subject: polkitd asks the bus who the caller is (root).
 	c := bus.Conn(t)
 	if ok, err := a.Allowed(ctx, polkit.SystemBusName(c.Names()[0]), "com.opaquevault.agent.lock", false); !ok || err != nil {

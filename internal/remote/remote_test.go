@@ -182,7 +182,8 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) || e.Seq != 1 {
 		t.Fatalf("read %v seq %d, want %v seq 1", got, e.Seq, want)
 	}
-	// A second login of the same account unlocks with the password and reads the same.
+	// A server that blanks the account's KDF parameters gets no derivation: empty parameters are
+	// refused before Argon2id runs (not reported as a wrong password).
 	pk, err := PasswordKeys(f.pw, f.ask, e.scopeAccountHex(), api.KDF{})
 	if err == nil {
 		pk.Wipe()
