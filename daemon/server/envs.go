@@ -252,6 +252,9 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		s.metrics.conflicts.Inc()
 		return conflict("commit: env %s is at seq %d, not %d: read it again", hexID(envID), env.Seq, req.ExpectedSeq)
 	}
+	if err := checkChain(env, m); err != nil {
+		return err
+	}
 
 	wantEpoch := env.Epoch
 	var rot *store.Rotation
@@ -278,6 +281,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		return s.st.CommitEnv(ctx, &store.Commit{
 			EnvID: envID, ExpectedSeq: req.ExpectedSeq, Seq: m.Seq, Manifest: req.Manifest, ManifestSig: req.ManifestSig,
 			Put: put, Delete: del, Rotate: rot, RevokeMachines: revoke, At: s.now(),
+			Actor: rc.actor(), KeepVersions: s.lim.KeepVersions,
 		})
 	})
 	switch {
