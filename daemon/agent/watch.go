@@ -175,6 +175,7 @@ func watchScope(ctx context.Context, cfg WatchConfig, r *restarter, app, env str
 		}
 		if cur.envID != base.envID || cur.seq <= base.seq {
 			// The verified env did not move (or is another env of the same name): no restart.
+			log.WithFields(logrus.Fields{"claimed_seq": seq, "seq": cur.seq}).Warn("the server reported a change that the verified env does not show; nothing restarted")
 			if cur.envID != base.envID {
 				base = cur
 			}
