@@ -22,6 +22,7 @@
 //	POST   /v1/apps/{app_id}/envs           NewEnv → Env (201; 409 name taken)    (device)
 //	GET    /v1/envs/{env_id}                → EnvState                            (device, machine in scope)
 //	PUT    /v1/envs/{env_id}/manifest       Commit → CommitResult (409 stale seq) (device)
+//	GET    /v1/envs/{env_id}/watch?after=N  → EnvWatch when seq > N; 204 after 30 s  (device, machine in scope)
 //	GET    /v1/audit?limit=N                → AuditList                           (device)
 //	POST   /v1/machines                     NewMachine (201)                      (device)
 //	GET    /v1/machines                     → MachineList                         (device)
