@@ -58,6 +58,7 @@ func Uninstall(ctx context.Context, o UninstallOptions) (*Result, error) {
 		filepath.Join(UnitDir, units.AgentSocket),
 		filepath.Join(UnitDir, units.AgentService),
 		filepath.Join(BusPolicyDir, polkit.BusPolicyFile),
+		filepath.Join(PolkitRulesDir, polkit.RestartRulesFile),
 		Rendezvous,
 	}
 	dirs := map[string]bool{}
