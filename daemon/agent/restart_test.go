@@ -80,8 +80,8 @@ func TestLoadRestartPoliciesRefusesWhatRootDidNotWrite(t *testing.T) {
 		return p
 	}
 	write("good.service.conf", 0o644, 0)
-	write("theirs.service.conf", 0o644, nobody)     // written by the agent's user
-	write("writable.service.conf", 0o664, 0)        // root's, but group-writable
+	write("theirs.service.conf", 0o644, nobody)    // written by the agent's user
+	write("writable.service.conf", 0o664, 0)       // root's, but group-writable
 	outside := filepath.Join(safeDir(t), "x.conf") // a link to a file elsewhere
 	if err := os.WriteFile(outside, []byte("app = myapp\nenv = production\nnames = *\n"), 0o644); err != nil {
 		t.Fatal(err)

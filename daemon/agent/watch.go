@@ -274,8 +274,12 @@ func (a *agentState) readEnv(ctx context.Context, app, env string) (*remote.Env,
 // watchEnv long-polls through the Source held now, without holding the key lock.
 func (a *agentState) watchEnv(ctx context.Context, envID string, after uint64) (uint64, bool, error) {
 	a.keyMu.RLock()
-	w, ok := a.src.(EnvWatcher)
+	src := a.src
 	a.keyMu.RUnlock()
+	if src == nil {
+		return after, false, errors.New("watch env: agent is locked")
+	}
+	w, ok := src.(EnvWatcher)
 	if !ok {
 		return after, false, errNoWatch
 	}

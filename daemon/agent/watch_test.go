@@ -8,11 +8,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,6 +28,7 @@ import (
 	"github.com/opaquevault/opaquevault/daemon/agent"
 	"github.com/opaquevault/opaquevault/daemon/server"
 	"github.com/opaquevault/opaquevault/internal/api"
+	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/remote"
 	"github.com/opaquevault/opaquevault/internal/store/sqlitestore"
 	"github.com/opaquevault/opaquevault/internal/testutil"
@@ -263,7 +266,9 @@ func (r *recorder) add(verb, unit string) error {
 func (r *recorder) ReloadOrTryRestart(_ context.Context, unit string) error {
 	return r.add("reload-or-try-restart", unit)
 }
-func (r *recorder) TryRestart(_ context.Context, unit string) error { return r.add("try-restart", unit) }
+func (r *recorder) TryRestart(_ context.Context, unit string) error {
+	return r.add("try-restart", unit)
+}
 func (r *recorder) ActiveState(context.Context, string) (string, error) {
 	return "active", nil
 }
@@ -509,4 +514,85 @@ func TestWatchResumesAfterServerRestart(t *testing.T) {
 		t.Fatalf("journal entry: %v", e)
 	}
 	f.noValues("sk_one", "sk_two")
+}
+
+// readerSource is the machine read path as the agent's Source, with the watch of its client.
+type readerSource struct{ r *remote.MachineReader }
+
+func (s readerSource) Read(ctx context.Context, app, env string) (*remote.Env, error) {
+	e, _, err := s.r.Read(ctx, app, env)
+	return e, err
+}
+
+func (s readerSource) WatchEnv(ctx context.Context, envID string, after uint64) (uint64, bool, error) {
+	return s.r.Client.WatchEnv(ctx, envID, after)
+}
+
+// The whole agent: Serve loads the policies of its restart directory and restarts the unit whose
+// secret changed, with the key it holds.
+func TestServeRestartsUnits(t *testing.T) {
+	needRoot(t)
+	f := newWatchFixture(t)
+	dir := filepath.Join(safeDir(t), "restart.d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "myapp.service.conf"), []byte("app = myapp\nenv = production\nnames = DATABASE_URL\naction = reload\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A policy for a scope this agent does not serve is ignored.
+	if err := os.WriteFile(filepath.Join(dir, "other.service.conf"), []byte("app = other\nenv = production\nnames = *\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(safeDir(t), "ov", "agent.sock")
+	l, err := agent.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(f.logs)
+	log.SetFormatter(&logrus.JSONFormatter{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.Serve(ctx, agent.Config{
+			Listeners: []net.Listener{l}, App: "myapp", Env: "production", Bus: agent.BusNone, Mode: agent.ModeUser,
+			Open:       func(context.Context, *agent.Key) (agent.Source, error) { return readerSource{f.reader}, nil },
+			Log:        logrus.NewEntry(log),
+			RestartDir: dir, Units: f.units,
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	c := localapi.NewClient(&localapi.Endpoint{Socket: sock, ListenerUIDs: []uint32{0}, System: true})
+	u := &localapi.Unlock{AccountID: bytes.Repeat([]byte{1}, 16), AccountKey: bytes.Repeat([]byte{7}, 32)}
+	var uerr error
+	for range 100 {
+		if uerr = c.Unlock(context.Background(), u); !errors.Is(uerr, localapi.ErrUnreachable) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if uerr != nil {
+		t.Fatal(uerr)
+	}
+	f.logs.waitFor(t, `"msg":"watching for changes"`)
+	if e := f.logs.waitFor(t, `does not serve`); e["unit"] != "other.service" {
+		t.Fatalf("ignored policy: %v", e)
+	}
+	f.set("GREETING", "hello-two") // not listed: nothing
+	f.logs.waitFor(t, `does not list`)
+	f.units.none(t)
+	f.set("DATABASE_URL", "postgres://two")
+	if c := f.units.next(t); c.verb != "reload-or-try-restart" || c.unit != "myapp.service" {
+		t.Fatalf("got %s %s", c.verb, c.unit)
+	}
+	if e := f.logs.waitFor(t, `"unit":"myapp.service"`); e["secrets"] != "DATABASE_URL@v2" {
+		t.Fatalf("journal entry: %v", e)
+	}
+	f.noValues("postgres://one", "postgres://two", "hello-one", "hello-two", "sk_one")
 }
