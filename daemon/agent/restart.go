@@ -387,8 +387,12 @@ func (r *restarter) restart(ctx context.Context, pr *pendingRestart) {
 	// Rolling: the next unit waits until this one is active again (or the timeout).
 	for {
 		st, err := r.mgr.ActiveState(jctx, pr.p.Unit)
-		if err == nil && (st == "active" || st == "inactive") {
+		if err == nil && st == "active" {
 			log.WithField("state", st).Info("unit restarted")
+			return
+		}
+		if err == nil && st == "inactive" {
+			log.WithField("state", st).Info("unit is not running; left stopped")
 			return
 		}
 		if err == nil && st == "failed" {

@@ -146,6 +146,7 @@ func watchScope(ctx context.Context, cfg WatchConfig, r *restarter, app, env str
 			log.WithFields(logrus.Fields{"seq": base.seq, "units": strings.Join(units, ",")}).Info("watching for changes")
 			continue
 		}
+		asked := time.Now()
 		seq, changed, err := cfg.Watch(ctx, base.envID, base.seq)
 		if ctx.Err() != nil {
 			return
@@ -161,6 +162,11 @@ func watchScope(ctx context.Context, cfg WatchConfig, r *restarter, app, env str
 			failing, fails = false, 0
 		}
 		if !changed {
+			// A server that answers "no change" at once (shutting down, or misbehaving) is asked
+			// again only after a pause: never a busy loop.
+			if time.Since(asked) < time.Second && !sleep() {
+				return
+			}
 			continue
 		}
 		cur, err := readVersions(ctx, cfg, app, env)
