@@ -168,3 +168,34 @@ func TestWatchAcrossServers(t *testing.T) {
 		t.Fatal("a waiting watch held the shutdown")
 	}
 }
+
+// BenchmarkWatchPoll is what one waiting watch costs the database each WatchPoll: one env head read
+// (of an env of 1,000 records, like BenchmarkGetEnv1000, its baseline).
+func BenchmarkWatchPoll(b *testing.B) {
+	h := newHarness(b, noRateLimits())
+	u := h.register("bench@example.com")
+	e := u.newEnv(u.newApp("web"), "web", "prod")
+	u.putN(e, benchRecords, benchRecordSize)
+	b.ResetTimer()
+	for range b.N {
+		head, err := h.db.EnvHead(bg, e.envID, nil, nil)
+		if err != nil || head.Seq != 1 {
+			b.Fatal(head, err)
+		}
+	}
+}
+
+// BenchmarkWatchAnswered is a whole watch request answered at once (the env is already past after).
+func BenchmarkWatchAnswered(b *testing.B) {
+	h := newHarness(b, noRateLimits())
+	u := h.register("bench@example.com")
+	e := u.newEnv(u.newApp("web"), "web", "prod")
+	u.putN(e, benchRecords, benchRecordSize)
+	id := hex.EncodeToString(e.envID)
+	b.ResetTimer()
+	for range b.N {
+		if seq, ok, err := u.c.WatchEnv(bg, id, 0); err != nil || !ok || seq != 1 {
+			b.Fatal(seq, ok, err)
+		}
+	}
+}
