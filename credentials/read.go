@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -107,16 +108,29 @@ func readSecret(path string, o ReadOptions) (*secmem.Buf, error) {
 		return nil, openError(op, path, dir, true, err)
 	}
 	defer unix.Close(dirfd)
-	fd, err := openFileAt(dirfd, base)
-	if err != nil {
-		return nil, openError(op, path, dir, false, err)
+	var fd int
+	var st unix.Stat_t
+	// A file that has no name by the time it is checked (0 links) was replaced by an atomic
+	// rename between the open and the fstat, as another ov process does with its state files:
+	// open the new one. Only so often (pausing from the fourth try on); a file that keeps
+	// vanishing is an error below.
+	for try := 0; ; try++ {
+		if try > 3 {
+			time.Sleep(time.Millisecond)
+		}
+		if fd, err = openFileAt(dirfd, base); err != nil {
+			return nil, openError(op, path, dir, false, err)
+		}
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return nil, fail(nil, err, "fstat: %v", err)
+		}
+		if st.Nlink != 0 || try == 20 {
+			break
+		}
+		unix.Close(fd)
 	}
 	defer unix.Close(fd)
-
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fail(nil, err, "fstat: %v", err)
-	}
 	if e := checkFile(fd, &st, uint32(uid), o); e != nil {
 		e.Op, e.Path = op, path
 		return nil, e

@@ -349,3 +349,35 @@ func TestReadSecretFileTooLarge(t *testing.T) {
 	_, err := ReadSecretFile(p, ReadOptions{MaxSize: 99})
 	wantErr(t, err, ErrWrongSize, "is 100 bytes, want at most 99")
 }
+
+// Another process replacing the file by an atomic rename while it is read (as two ov commands do
+// with their shared state files) is not an error: the reader opens the new file.
+func TestReadSecretFileReplacedWhileRead(t *testing.T) {
+	path := filepath.Join(testDir(t), "state.json")
+	if err := WriteFileAtomic(path, []byte(`{"n":0}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 1000; i++ {
+			if err := WriteFileAtomic(path, []byte(`{"n":`+strconv.Itoa(i)+`}`), 0o600); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for reads := 0; ; reads++ {
+		select {
+		case <-done:
+			t.Logf("%d reads while the file was replaced 1000 times", reads)
+			return
+		default:
+		}
+		b, err := ReadSecretFile(path, ReadOptions{})
+		if err != nil {
+			t.Fatalf("read %d: %v", reads, err)
+		}
+		b.Destroy()
+	}
+}

@@ -123,8 +123,13 @@ func writeFile(path string, data []byte, perm fs.FileMode, o WriteOptions) (err 
 			_ = pf.Cleanup()
 		}
 	}()
-	if err := pf.Chown(uid, gid); err != nil {
-		return fail(nil, err, "set owner to uid %d gid %d: %v", uid, gid, unwrapPath(err))
+	// A file this process creates is already its own; only an explicit owner (root writing a key
+	// for a service's user) needs a chown. Chowning to our own ids anyway fails where our group is
+	// not mapped, as in a unit with PrivateUsers=yes: the agent's rollback state.
+	if o.ownerSet {
+		if err := pf.Chown(uid, gid); err != nil {
+			return fail(nil, err, "set owner to uid %d gid %d: %v", uid, gid, unwrapPath(err))
+		}
 	}
 	if _, err := pf.Write(data); err != nil {
 		return fail(nil, err, "write temporary file: %v", unwrapPath(err))

@@ -27,7 +27,7 @@ mkdir -p "$root/etc/ov" && head -c 32 /dev/urandom >"$root/etc/ov/myapp.key" && 
 if ! out=$("$BIN/ov" agent install --root "$root" --machine-key /etc/ov/myapp.key --app myapp --env production --user deploy 2>&1); then
   echo "$out"; echo "units: ov agent install --root $root: FAILED"; exit 1
 fi
-units+=(ov-agent.service ov-agent.socket)
+units+=(ov-agent.service ov-agent.socket ov-agent-credentials.socket)
 services+=(ov-agent.service)
 
 out=$(systemd-analyze verify --man=no --root="$root" "${units[@]}" 2>&1) || true

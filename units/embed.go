@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package units holds the agent's systemd unit templates and renders them:
-// ov-agent.socket and ov-agent.service (the system agent that
-// `ov agent install` writes to /etc/systemd/system) and ov-agent-user.socket
-// and ov-agent-user.service (the user agent of `ov agent start` under
+// ov-agent.socket, ov-agent-credentials.socket and ov-agent.service (the
+// system agent that `ov agent install` writes to /etc/systemd/system) and
+// ov-agent-user.socket and ov-agent-user.service (the user agent of `ov agent start` under
 // systemd --user).
 //
 // Rendering never produces a unit from a value that could change its meaning:
@@ -36,9 +36,13 @@ const (
 	UserAgentService = "ov-agent-user.service"
 )
 
+// AgentCredentialsSocket is the system agent's credential provider socket
+// (/run/ov/credentials.sock, root 0600).
+const AgentCredentialsSocket = "ov-agent-credentials.socket"
+
 // SystemUnits and UserUnits list the units of each agent.
 var (
-	SystemUnits = []string{AgentService, AgentSocket}
+	SystemUnits = []string{AgentService, AgentSocket, AgentCredentialsSocket}
 	UserUnits   = []string{UserAgentService, UserAgentSocket}
 )
 

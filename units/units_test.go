@@ -103,7 +103,7 @@ func TestSystemUnits(t *testing.T) {
 	if got := svc["Install"]["WantedBy"]; len(got) != 1 || got[0] != "multi-user.target" {
 		t.Errorf("ov-agent.service WantedBy=%q", got)
 	}
-	if got := svc["Install"]["Also"]; len(got) != 1 || got[0] != "ov-agent.socket" {
+	if got := svc["Install"]["Also"]; len(got) != 1 || got[0] != "ov-agent.socket ov-agent-credentials.socket" {
 		t.Errorf("ov-agent.service Also=%q", got)
 	}
 	if r := svc["Unit"]["Requires"]; len(r) != 1 || r[0] != "ov-agent.socket" {
@@ -121,6 +121,24 @@ func TestSystemUnits(t *testing.T) {
 	}
 	if got := sock["Install"]["WantedBy"]; len(got) != 1 || got[0] != "sockets.target" {
 		t.Errorf("WantedBy=%q", got)
+	}
+
+	// The credential provider's socket: root's alone, named for the agent,
+	// and passed to the agent with its own socket.
+	cs := options(t, render(t, units.AgentCredentialsSocket, data))
+	for k, v := range map[string]string{
+		"ListenStream": "/run/ov/credentials.sock", "SocketUser": "root", "SocketGroup": "root", "SocketMode": "0600",
+		"FileDescriptorName": "credentials", "Service": "ov-agent.service", "Accept": "no",
+	} {
+		if got := cs["Socket"][k]; len(got) != 1 || got[0] != v {
+			t.Errorf("ov-agent-credentials.socket %s=%q, want %q", k, got, v)
+		}
+	}
+	if got := cs["Install"]["WantedBy"]; len(got) != 1 || got[0] != "sockets.target" {
+		t.Errorf("ov-agent-credentials.socket WantedBy=%q", got)
+	}
+	if got := s["Sockets"]; len(got) != 1 || got[0] != "ov-agent.socket ov-agent-credentials.socket" {
+		t.Errorf("ov-agent.service Sockets=%q", got)
 	}
 }
 
@@ -253,7 +271,8 @@ func TestVerify(t *testing.T) {
 	for _, d := range []units.Data{odd, data} {
 		root = tree(t, d)
 		out, err := exec.Command(sa, "verify", "--man=no", "--root="+root,
-			"/etc/systemd/system/ov-agent.service", "/etc/systemd/system/ov-agent.socket").CombinedOutput()
+			"/etc/systemd/system/ov-agent.service", "/etc/systemd/system/ov-agent.socket",
+			"/etc/systemd/system/ov-agent-credentials.socket").CombinedOutput()
 		if err != nil || len(out) > 0 {
 			t.Errorf("systemd-analyze verify (system units for %s/%s): %v\n%s", d.App, d.Env, err, out)
 		}

@@ -99,6 +99,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	a, err := newAgent(cfg)
 	if err != nil {
 		closeAll(cfg.Listeners)
+		closeAll(cfg.CredentialListeners)
 		return err
 	}
 	log := a.log
@@ -113,10 +114,22 @@ func Serve(ctx context.Context, cfg Config) error {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
-	ls := cfg.Listeners
+	ls, cls := cfg.Listeners, cfg.CredentialListeners
+	defer func() { closeAll(cls) }()
 	if len(ls) == 0 {
-		if ls, err = sd.Listeners("agent"); err != nil {
+		names := []string{"agent"}
+		if cfg.Mode == ModeSystem {
+			names = append(names, "credentials") // ov-agent-credentials.socket
+		}
+		named, err := sd.ListenersNamed(names...)
+		if err != nil {
 			return err
+		}
+		ls = named["agent"]
+		if len(cls) == 0 {
+			cls = named["credentials"]
+		} else {
+			closeAll(named["credentials"])
 		}
 	}
 	if len(ls) == 0 && cfg.SocketPath != "" {
@@ -153,9 +166,12 @@ func Serve(ctx context.Context, cfg Config) error {
 	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReqs()
 	var stopping atomic.Bool
-	acceptErr := make(chan error, len(ls))
+	acceptErr := make(chan error, len(ls)+len(cls))
 	for _, l := range ls {
 		go func() { acceptErr <- a.acceptLoop(reqCtx, l, &stopping) }()
+	}
+	for _, l := range cls {
+		go func() { acceptErr <- a.credAccept(reqCtx, l, &stopping) }()
 	}
 
 	st := a.status()
@@ -196,6 +212,7 @@ loop:
 	_ = sd.Stopping()
 	stopping.Store(true)
 	closeAll(ls)
+	closeAll(cls)
 	a.drain(cancelReqs)
 	a.lock("stop")
 	log.Info("agent stopped")
@@ -415,6 +432,30 @@ func (a *agentState) status() *localapi.Status {
 // acceptLoop accepts until l is closed; it returns nil then, or the error
 // that made accepting impossible.
 func (a *agentState) acceptLoop(ctx context.Context, l net.Listener, stopping *atomic.Bool) error {
+	return a.acceptEach(l, stopping, func(c net.Conn) {
+		peer, log, ok := a.admit(c)
+		if !ok {
+			return
+		}
+		a.connMu.Lock()
+		a.conns[c] = struct{}{}
+		a.wg.Add(1)
+		a.connMu.Unlock()
+		go func() {
+			defer func() {
+				a.connMu.Lock()
+				delete(a.conns, c)
+				a.connMu.Unlock()
+				a.wg.Done()
+			}()
+			a.serveConn(ctx, c, peer, log)
+		}()
+	})
+}
+
+// acceptEach accepts connections on l and hands each to serve, retrying
+// transient errors, until l is closed (nil) or accepting fails for good.
+func (a *agentState) acceptEach(l net.Listener, stopping interface{ Load() bool }, serve func(net.Conn)) error {
 	var backoff time.Duration
 	for {
 		c, err := l.Accept()
@@ -433,23 +474,7 @@ func (a *agentState) acceptLoop(ctx context.Context, l net.Listener, stopping *a
 			return err
 		}
 		backoff = 0
-		peer, log, ok := a.admit(c)
-		if !ok {
-			continue
-		}
-		a.connMu.Lock()
-		a.conns[c] = struct{}{}
-		a.wg.Add(1)
-		a.connMu.Unlock()
-		go func() {
-			defer func() {
-				a.connMu.Lock()
-				delete(a.conns, c)
-				a.connMu.Unlock()
-				a.wg.Done()
-			}()
-			a.serveConn(ctx, c, peer, log)
-		}()
+		serve(c)
 	}
 }
 

@@ -208,6 +208,14 @@ type Config struct {
 	Listeners []net.Listener
 	// SocketPath is bound with [Listen] when there is no listener.
 	SocketPath string
+	// CredentialListeners are served as systemd credential providers
+	// (LoadCredential=NAME:/run/ov/credentials.sock; see docs/agent.md).
+	// When empty, a system agent takes the sockets systemd passed as
+	// FileDescriptorName=credentials.
+	CredentialListeners []net.Listener
+	// CredentialPolicyDir holds the per-unit policies of the credential
+	// provider (default [CredentialPolicyDir]).
+	CredentialPolicyDir string
 
 	// App and Env, when set, are the only (app, env) served (the machine
 	// key's scope, baked into ExecStart by `ov agent install`).

@@ -60,6 +60,8 @@ func TestMain(m *testing.M) {
 		os.Exit(floodHelper())
 	case "hold":
 		os.Exit(holdHelper())
+	case "credential":
+		os.Exit(credentialHelper())
 	}
 	code := m.Run()
 	if sharedBinDir != "" {
@@ -142,6 +144,7 @@ func serveHelper() int {
 		Log:                  logrus.NewEntry(sd.NewLogger(logrus.DebugLevel)),
 		Version:              "test",
 		SocketPath:           os.Getenv("OV_SOCKET_PATH"),
+		CredentialPolicyDir:  os.Getenv("OV_CRED_POLICIES"),
 	}
 	if os.Getenv("OV_RATE") == "off" {
 		cfg.Rate = agent.Rate{PerMinute: -1}
@@ -333,10 +336,14 @@ type agentOpts struct {
 	socketMode os.FileMode
 	env        []string
 	journal    bool // log to a real systemd-journald (see journalCommand)
+	// credentials also passes ov-agent-credentials.socket's listener
+	// (root 0600, FileDescriptorName=credentials; see credprov_test.go).
+	credentials bool
 }
 
 type agentProc struct {
 	dir, sock, cred string
+	credSock        string // the credentials socket, when agentOpts.credentials
 	bin             string
 	cmd             *exec.Cmd
 	logs            *syncBuffer
@@ -457,6 +464,13 @@ func startAgent(t *testing.T, o agentOpts) *agentProc {
 		}
 		env = append(env, "CREDENTIALS_DIRECTORY="+p.cred, "OV_CRED="+credName)
 	}
+	files := []*os.File{lf}
+	if o.credentials {
+		cf := p.credentialsSocket(t)
+		defer cf.Close()
+		files = append(files, cf)
+		env = append(env, "LISTEN_FDS=2", "LISTEN_FDNAMES=agent:credentials", "OV_CRED_POLICIES="+filepath.Join(dir, "credentials.d"))
+	}
 	env = append(env, o.env...)
 
 	// LISTEN_PID (and WATCHDOG_PID) must be the agent's pid: a shell sets
@@ -467,7 +481,7 @@ func startAgent(t *testing.T, o agentOpts) *agentProc {
 	}
 	p.cmd.Env = env
 	p.cmd.Dir = dir
-	p.cmd.ExtraFiles = []*os.File{lf}
+	p.cmd.ExtraFiles = files
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if o.uid != 0 && !o.journal {
 		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: o.uid, Gid: o.uid, Groups: []uint32{}}}

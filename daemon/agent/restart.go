@@ -70,8 +70,8 @@ func (p *RestartPolicy) Uses(name string) bool {
 // unitRe is what a unit name may be: no path separators, no spaces, a .service suffix.
 var unitRe = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]{1,240}\.service$`)
 
-// errPolicy marks a policy file that is refused.
-var errPolicy = errors.New("invalid restart policy")
+// errRestartPolicy marks a policy file that is refused.
+var errRestartPolicy = errors.New("invalid restart policy")
 
 // LoadRestartPolicies reads every *.conf of dir. The directory and each file must be owned by root
 // and writable by no one else, and files must be regular (symlinks are refused): whoever can write
@@ -87,7 +87,7 @@ func LoadRestartPolicies(dir string) (ps []RestartPolicy, errs []error) {
 	}
 	d := os.NewFile(uintptr(fd), dir)
 	defer d.Close()
-	if err := rootOnly(d); err != nil {
+	if err := rootOwnedOnly(d); err != nil {
 		return nil, []error{fmt.Errorf("open restart policies %s: %w", dir, err)}
 	}
 	names, err := d.Readdirnames(-1)
@@ -109,8 +109,8 @@ func LoadRestartPolicies(dir string) (ps []RestartPolicy, errs []error) {
 	return ps, errs
 }
 
-// rootOnly checks that an open file is owned by root and not writable by group or others.
-func rootOnly(f *os.File) error {
+// rootOwnedOnly checks that an open file is owned by root and not writable by group or others.
+func rootOwnedOnly(f *os.File) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return err
@@ -120,10 +120,10 @@ func rootOnly(f *os.File) error {
 		return errors.New("cannot read owner")
 	}
 	if st.Uid != 0 {
-		return fmt.Errorf("owned by uid %d, not root: %w", st.Uid, errPolicy)
+		return fmt.Errorf("owned by uid %d, not root: %w", st.Uid, errRestartPolicy)
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("mode %04o is writable by group or others: %w", fi.Mode().Perm(), errPolicy)
+		return fmt.Errorf("mode %04o is writable by group or others: %w", fi.Mode().Perm(), errRestartPolicy)
 	}
 	return nil
 }
@@ -131,7 +131,7 @@ func rootOnly(f *os.File) error {
 func loadPolicy(path string) (*RestartPolicy, error) {
 	unit := strings.TrimSuffix(filepath.Base(path), ".conf")
 	if !unitRe.MatchString(unit) {
-		return nil, fmt.Errorf("load restart policy %s: %q is not a service unit name (NAME.service.conf): %w", path, unit, errPolicy)
+		return nil, fmt.Errorf("load restart policy %s: %q is not a service unit name (NAME.service.conf): %w", path, unit, errRestartPolicy)
 	}
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -140,9 +140,9 @@ func loadPolicy(path string) (*RestartPolicy, error) {
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("load restart policy %s: not a regular file: %w", path, errPolicy)
+		return nil, fmt.Errorf("load restart policy %s: not a regular file: %w", path, errRestartPolicy)
 	}
-	if err := rootOnly(f); err != nil {
+	if err := rootOwnedOnly(f); err != nil {
 		return nil, fmt.Errorf("load restart policy %s: %w", path, err)
 	}
 	p, err := ParseRestartPolicy(unit, io.LimitReader(f, 64<<10))
@@ -155,7 +155,7 @@ func loadPolicy(path string) (*RestartPolicy, error) {
 // ParseRestartPolicy parses the text of unit's policy file.
 func ParseRestartPolicy(unit string, r io.Reader) (*RestartPolicy, error) {
 	if !unitRe.MatchString(unit) {
-		return nil, fmt.Errorf("%q is not a service unit name: %w", unit, errPolicy)
+		return nil, fmt.Errorf("%q is not a service unit name: %w", unit, errRestartPolicy)
 	}
 	p := &RestartPolicy{Unit: unit, Action: RestartAction, Interval: DefaultRestartInterval, Timeout: DefaultRestartTimeout}
 	seen := map[string]bool{}
@@ -172,10 +172,10 @@ func ParseRestartPolicy(unit string, r io.Reader) (*RestartPolicy, error) {
 		k, v, ok := strings.Cut(line, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok || v == "" {
-			return nil, fmt.Errorf("line %d: want key = value: %w", ln, errPolicy)
+			return nil, fmt.Errorf("line %d: want key = value: %w", ln, errRestartPolicy)
 		}
 		if seen[k] {
-			return nil, fmt.Errorf("line %d: %s given twice: %w", ln, k, errPolicy)
+			return nil, fmt.Errorf("line %d: %s given twice: %w", ln, k, errRestartPolicy)
 		}
 		seen[k] = true
 		var err error
@@ -207,14 +207,14 @@ func ParseRestartPolicy(unit string, r io.Reader) (*RestartPolicy, error) {
 			err = fmt.Errorf("unknown key %q (app, env, names, action, interval, order, timeout)", k)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %v: %w", ln, err, errPolicy)
+			return nil, fmt.Errorf("line %d: %v: %w", ln, err, errRestartPolicy)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
 	if p.App == "" || p.Env == "" || !seen["names"] {
-		return nil, fmt.Errorf("app, env and names are required: %w", errPolicy)
+		return nil, fmt.Errorf("app, env and names are required: %w", errRestartPolicy)
 	}
 	return p, nil
 }

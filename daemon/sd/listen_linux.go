@@ -7,6 +7,7 @@ package sd
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/coreos/go-systemd/v22/activation"
@@ -22,15 +23,31 @@ import (
 // with another name are closed. A passed descriptor that is not a listening
 // socket is an error.
 func Listeners(name string) ([]net.Listener, error) {
+	m, err := ListenersNamed(name)
+	return m[name], err
+}
+
+// ListenersNamed is [Listeners] for several names at once (a service that
+// several socket units activate, each with its FileDescriptorName=): the
+// listeners by name. A single unnamed descriptor is taken as the first name;
+// descriptors with a name not asked for are closed.
+func ListenersNamed(names ...string) (map[string][]net.Listener, error) {
 	files := activation.Files(true)
-	if len(files) == 0 {
+	if len(files) == 0 || len(names) == 0 {
+		for _, f := range files {
+			f.Close()
+		}
 		return nil, nil
 	}
-	var ls []net.Listener
+	out := map[string][]net.Listener{}
 	var errs []string
 	unnamed := len(files) == 1 && strings.HasPrefix(files[0].Name(), "LISTEN_FD_")
 	for _, f := range files {
-		if f.Name() != name && !unnamed {
+		name := f.Name()
+		if unnamed {
+			name = names[0]
+		}
+		if !slices.Contains(names, name) {
 			f.Close()
 			continue
 		}
@@ -40,15 +57,17 @@ func Listeners(name string) ([]net.Listener, error) {
 			errs = append(errs, fmt.Sprintf("%s: %v", f.Name(), err))
 			continue
 		}
-		ls = append(ls, l)
+		out[name] = append(out[name], l)
 	}
 	if len(errs) > 0 {
-		for _, l := range ls {
-			l.Close()
+		for _, ls := range out {
+			for _, l := range ls {
+				l.Close()
+			}
 		}
 		return nil, fmt.Errorf("use socket passed by systemd: not a listening socket: %s", strings.Join(errs, "; "))
 	}
-	return ls, nil
+	return out, nil
 }
 
 // AllListeners returns every listening socket systemd passed, whatever its FileDescriptorName=

@@ -15,6 +15,9 @@ import (
 // Listeners returns nil, nil: there is no socket activation here.
 func Listeners(string) ([]net.Listener, error) { return nil, nil }
 
+// ListenersNamed returns nil, nil: there is no socket activation here.
+func ListenersNamed(...string) (map[string][]net.Listener, error) { return nil, nil }
+
 // AllListeners returns nil: there is no socket activation here.
 func AllListeners() []net.Listener { return nil }
 

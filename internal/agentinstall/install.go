@@ -37,6 +37,10 @@ import (
 	"github.com/opaquevault/opaquevault/units"
 )
 
+// PolicyDir holds the credential provider's per-unit policies (`ov systemd
+// cutover --credentials` writes them), root:root 0755.
+const PolicyDir = "/etc/ov/credentials.d"
+
 // Paths on the target system.
 const (
 	UnitDir       = "/etc/systemd/system"
@@ -213,10 +217,16 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res.Files = append(res.Files, File{Path: ConfigDir, Written: under(o.Root, ConfigDir), Mode: fs.ModeDir | 0o755, Owner: "root:root", Changed: dirChanged})
+	polChanged, err := tightenDir(o.Root, PolicyDir, chown)
+	if err != nil {
+		return nil, err
+	}
+	res.Files = append(res.Files, File{Path: PolicyDir, Written: under(o.Root, PolicyDir), Mode: fs.ModeDir | 0o755, Owner: "root:root", Changed: polChanged})
 	res.Files = append(res.Files, w.files...)
 
 	if o.Enable && o.Root == "" {
-		if err := enable(ctx, w.changed(units.AgentSocket), w.changed(units.AgentService), w.changed(polkit.BusPolicyFile)); err != nil {
+		socketChanged := w.changed(units.AgentSocket) || w.changed(units.AgentCredentialsSocket)
+		if err := enable(ctx, socketChanged, w.changed(units.AgentService), w.changed(polkit.BusPolicyFile)); err != nil {
 			return res, err
 		}
 		res.Enabled = true
@@ -421,13 +431,13 @@ func under(root, p string) string {
 func enable(ctx context.Context, socketChanged, serviceChanged, busChanged bool) error {
 	m, err := sd.SystemManager(ctx)
 	if err != nil {
-		return fmt.Errorf("enable agent: %w (files are written; run: systemctl daemon-reload && systemctl enable --now %s %s)", err, units.AgentService, units.AgentSocket)
+		return fmt.Errorf("enable agent: %w (files are written; run: systemctl daemon-reload && systemctl enable --now %s %s %s)", err, units.AgentService, units.AgentSocket, units.AgentCredentialsSocket)
 	}
 	defer m.Close()
 	if err := m.Reload(ctx); err != nil {
 		return fmt.Errorf("enable agent: %w", err)
 	}
-	if err := m.Enable(ctx, units.AgentService, units.AgentSocket); err != nil {
+	if err := m.Enable(ctx, units.AgentService, units.AgentSocket, units.AgentCredentialsSocket); err != nil {
 		return fmt.Errorf("enable agent: %w", err)
 	}
 	switch {
@@ -436,16 +446,20 @@ func enable(ctx context.Context, socketChanged, serviceChanged, busChanged bool)
 		if err := m.Stop(ctx, units.AgentService); err != nil {
 			return fmt.Errorf("enable agent: %w", err)
 		}
-		if err := m.Stop(ctx, units.AgentSocket); err != nil {
-			return fmt.Errorf("enable agent: %w", err)
+		for _, u := range []string{units.AgentSocket, units.AgentCredentialsSocket} {
+			if err := m.Stop(ctx, u); err != nil {
+				return fmt.Errorf("enable agent: %w", err)
+			}
 		}
 	case serviceChanged || busChanged:
 		if err := m.TryRestart(ctx, units.AgentService); err != nil {
 			return fmt.Errorf("enable agent: %w", err)
 		}
 	}
-	if err := m.Start(ctx, units.AgentSocket); err != nil {
-		return fmt.Errorf("enable agent: %w", err)
+	for _, u := range []string{units.AgentSocket, units.AgentCredentialsSocket} {
+		if err := m.Start(ctx, u); err != nil {
+			return fmt.Errorf("enable agent: %w", err)
+		}
 	}
 	if err := m.Start(ctx, units.AgentService); err != nil {
 		return fmt.Errorf("enable agent: %w (journalctl -u %s says why)", err, units.AgentService)

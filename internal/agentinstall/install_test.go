@@ -109,6 +109,7 @@ func stat(t *testing.T, p string) meta {
 var installed = []string{
 	"/etc/systemd/system/ov-agent.service",
 	"/etc/systemd/system/ov-agent.socket",
+	"/etc/systemd/system/ov-agent-credentials.socket",
 	"/etc/dbus-1/system.d/com.opaquevault.Agent1.conf",
 	"/etc/polkit-1/rules.d/60-opaquevault-agent-restart.rules",
 	"/etc/ov/agent.socket",
@@ -175,8 +176,13 @@ func TestInstallFinalState(t *testing.T) {
 		}
 		paths = append(paths, f.Path)
 	}
-	if want := append([]string{"/etc/ov"}, installed...); strings.Join(paths, " ") != strings.Join(want, " ") {
+	if want := append([]string{"/etc/ov", "/etc/ov/credentials.d"}, installed...); strings.Join(paths, " ") != strings.Join(want, " ") {
 		t.Errorf("reported %v, want %v", paths, want)
+	}
+	// The credential provider's policy directory: root's, 0755, kept by uninstall.
+	if fi, err := os.Lstat(filepath.Join(root, "etc/ov/credentials.d")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755 ||
+		fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("/etc/ov/credentials.d: %v %v", fi, err)
 	}
 	// No temporary files left.
 	for _, d := range []string{"etc/ov", "etc/systemd/system", "etc/dbus-1/system.d"} {

@@ -44,18 +44,24 @@ func Uninstall(ctx context.Context, o UninstallOptions) (*Result, error) {
 			res.Warnings = append(res.Warnings, err.Error()+": units not stopped or disabled")
 		} else {
 			defer m.Close()
-			for _, u := range []string{units.AgentSocket, units.AgentService} {
+			installed := []string{units.AgentSocket, units.AgentService}
+			// An agent installed before the credential provider has no such socket.
+			if _, err := os.Lstat(filepath.Join(UnitDir, units.AgentCredentialsSocket)); err == nil {
+				installed = append(installed, units.AgentCredentialsSocket)
+			}
+			for _, u := range installed {
 				if err := m.Stop(ctx, u); err != nil {
 					return res, fmt.Errorf("uninstall agent: %w", err)
 				}
 			}
-			if err := m.Disable(ctx, units.AgentService, units.AgentSocket); err != nil {
+			if err := m.Disable(ctx, installed...); err != nil {
 				return res, fmt.Errorf("uninstall agent: %w", err)
 			}
 		}
 	}
 	paths := []string{
 		filepath.Join(UnitDir, units.AgentSocket),
+		filepath.Join(UnitDir, units.AgentCredentialsSocket),
 		filepath.Join(UnitDir, units.AgentService),
 		filepath.Join(BusPolicyDir, polkit.BusPolicyFile),
 		filepath.Join(PolkitRulesDir, polkit.RestartRulesFile),

@@ -33,11 +33,12 @@ func init() {
 	register(&command{
 		path:    "systemd cutover",
 		summary: "move a unit's EnvironmentFile=/Environment= secrets to ov run, with a drop-in (guide step 4)",
-		usage:   "systemd cutover UNIT --app APP --env ENV (--machine-key PATH | --credentials) [--dry-run] [--root DIR]",
+		usage:   "systemd cutover UNIT --app APP --env ENV (--machine-key PATH | --credentials [--files-only] [--machine-key PATH]) [--dry-run] [--root DIR]",
 		examples: []string{
 			"sudo ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key --dry-run",
 			"sudo ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key",
 			"ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key --root /srv/image",
+			"sudo ov systemd cutover myapp.service --app myapp --env production --credentials --machine-key /etc/ov/myapp.key   # LoadCredential= from the system agent",
 		},
 		run: (*App).systemdCutover,
 	})
@@ -120,8 +121,9 @@ func (a *App) systemdCutover(ctx context.Context, args []string) error {
 	fl := a.flags()
 	var t target
 	t.add(fl)
-	keyFile := fl.String("machine-key", "", "the machine key file ov run reads in the unit (owned by the unit's User=, 0600); also used to compare the values")
-	creds := fl.Bool("credentials", false, "write LoadCredential= lines and a policy in /etc/ov/credentials.d instead of wrapping ExecStart= (format only: the agent's credential provider is future work, so only --dry-run and --root accept it)")
+	keyFile := fl.String("machine-key", "", "the machine key file ov run reads in the unit (owned by the unit's User=, 0600); also used to compare the values (with --credentials: the system agent's key, owned by its User=, used only to compare)")
+	creds := fl.Bool("credentials", false, "instead of ov run: LoadCredential=NAME:/run/ov/credentials.sock lines (the system agent's credential provider) and the policy /etc/ov/credentials.d/UNIT.conf; ExecStart= runs through ov env-from-credentials")
+	filesOnly := fl.Bool("files-only", false, "with --credentials: leave ExecStart= alone (the program reads $CREDENTIALS_DIRECTORY itself, and no variable holds a secret)")
 	dry := fl.Bool("dry-run", false, "print the comparison and the drop-in; write nothing")
 	rootFlag := fl.String("root", "", "work on the image mounted at ROOT (its /etc/systemd/system, /lib/systemd/system); no reload")
 	var u unlockFlags
@@ -142,13 +144,10 @@ func (a *App) systemdCutover(ctx context.Context, args []string) error {
 		return err
 	}
 	switch {
-	case *creds && *keyFile != "":
-		return usageErr("--machine-key and --credentials exclude each other")
 	case !*creds && *keyFile == "":
 		return usageErr("--machine-key PATH is required (or --credentials)", "usage: ov "+a.cmd.usage)
-	case *creds && !*dry && root == "/":
-		return usageErr("--credentials needs --dry-run or --root: the agent does not serve LoadCredential= yet, so the unit would start without its secrets",
-			"use --machine-key PATH to cut over now")
+	case *filesOnly && !*creds:
+		return usageErr("--files-only goes with --credentials")
 	case *keyFile != "" && !filepath.IsAbs(*keyFile):
 		return usageErr("--machine-key must be an absolute path (systemd runs ov run from /)")
 	}
@@ -177,9 +176,12 @@ func (a *App) systemdCutover(ctx context.Context, args []string) error {
 	srcs := sdunit.Sources(svc, sp, files)
 
 	var env *remote.Env
-	if *creds {
+	switch {
+	case *creds && *keyFile != "":
+		env, err = a.readWithAgentKey(ctx, t, root, *keyFile)
+	case *creds:
 		env, err = a.readForRun(ctx, t, machineFlags{}, u, nil)
-	} else {
+	default:
 		env, err = a.readWithKeyOf(ctx, t, root, *keyFile, svc)
 	}
 	if err != nil {
@@ -209,7 +211,10 @@ func (a *App) systemdCutover(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("cut over %s: find ov: %w", unit, err)
 	}
-	plan := &sdunit.Plan{Unit: unit, App: t.app, Env: t.env, OvPath: self, MachineKey: *keyFile, Credentials: *creds, Vars: vars}
+	plan := &sdunit.Plan{Unit: unit, App: t.app, Env: t.env, OvPath: self, MachineKey: *keyFile, Credentials: *creds, FilesOnly: *filesOnly, Vars: vars}
+	if *creds {
+		plan.MachineKey = "" // the agent holds the key; the unit names none
+	}
 	text, err := plan.Render(svc)
 	if err != nil {
 		return withCode(ExitFailure, err)
@@ -230,12 +235,8 @@ func (a *App) systemdCutover(ctx context.Context, args []string) error {
 		return nil
 	}
 	if *creds {
-		pp := underRoot(root, sdunit.PolicyPath(unit))
-		if err := os.MkdirAll(filepath.Dir(pp), 0o755); err != nil {
-			return fmt.Errorf("cut over %s: %w", unit, err)
-		}
-		if err := credentials.WriteFileAtomic(pp, []byte(plan.Policy()), 0o644); err != nil {
-			return fmt.Errorf("cut over %s: %w", unit, err)
+		if err := a.writePolicy(root, unit, plan); err != nil {
+			return err
 		}
 	}
 	dp := underRoot(root, dropPath)
@@ -263,6 +264,9 @@ func (a *App) systemdCutover(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(a.io.Out, ".\n")
 	a.cutoverWarnings(svc, vars)
+	if *creds {
+		a.credentialsWarnings(root)
+	}
 	if root == "/" {
 		fmt.Fprintf(a.io.Out, "Next: sudo systemctl restart %s, then reboot-test (guide step 5); then sudo ov systemd retire-env %s.\nUndo: sudo ov systemd rollback %s\n", unit, unit, unit)
 	}

@@ -85,7 +85,7 @@ var helpGroups = []struct {
 	prefixes []string
 }{
 	{"Secrets", []string{"secret ", "app ", "env "}},
-	{"Run programs with their secrets", []string{"run"}},
+	{"Run programs with their secrets", []string{"run", "env-from-credentials"}},
 	{"Account and devices", []string{"auth register", "auth login", "auth logout", "auth status", "auth change-password", "auth devices"}},
 	{"Machine keys (unattended services)", []string{"auth derive-machine-key", "auth machine-key"}},
 	{"Agent (one password per login, or a machine key under systemd)", []string{"agent "}},

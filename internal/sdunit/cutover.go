@@ -24,8 +24,8 @@ func DropInPath(unit string) string {
 	return path.Join("/etc/systemd/system", unit+".d", DropInName)
 }
 
-// CredentialsSocket is where systemd asks the agent for LoadCredential= values (future work: the
-// agent does not serve it yet).
+// CredentialsSocket is where systemd asks the agent for LoadCredential= values
+// (ov-agent-credentials.socket).
 const CredentialsSocket = "/run/ov/credentials.sock"
 
 // PolicyPath is the policy file of the credential provider for unit (a path inside the root).
@@ -138,8 +138,11 @@ type Plan struct {
 	App, Env    string
 	OvPath      string // absolute path of ov
 	MachineKey  string // --machine-key for ov run ("" with Credentials)
-	Credentials bool   // LoadCredential= lines instead of wrapping ExecStart
-	Vars        []Var
+	Credentials bool   // LoadCredential= lines instead of ov run
+	// FilesOnly, with Credentials: the program reads $CREDENTIALS_DIRECTORY itself, so ExecStart= is
+	// left alone; otherwise it is wrapped in `ov env-from-credentials --`.
+	FilesOnly bool
+	Vars      []Var
 }
 
 // Moved returns the names that come from the vault after the cut-over, sorted.
@@ -224,6 +227,10 @@ func (p *Plan) Render(s *Service) (string, error) {
 	if k := p.Kept(); len(k) > 0 {
 		fmt.Fprintf(&b, "# Kept in Environment= (not in the vault): %s\n", strings.Join(k, " "))
 	}
+	if p.Credentials {
+		// The agent serves the credentials: start it first, and wait until it has its key (READY=1).
+		b.WriteString("[Unit]\nWants=ov-agent.service\nAfter=ov-agent.service\n\n")
+	}
 	b.WriteString("[Service]\n")
 	if len(s.EnvironmentFiles) > 0 {
 		b.WriteString("EnvironmentFile=\n")
@@ -237,6 +244,13 @@ func (p *Plan) Render(s *Service) (string, error) {
 	if p.Credentials {
 		for _, n := range moved {
 			fmt.Fprintf(&b, "LoadCredential=%s:%s\n", n, CredentialsSocket)
+		}
+		if p.FilesOnly {
+			return b.String(), nil
+		}
+		b.WriteString("ExecStart=\n")
+		for _, x := range s.ExecStart {
+			fmt.Fprintf(&b, "ExecStart=%s%s env-from-credentials -- %s\n", x.Prefix, Quote(p.OvPath), x.Command)
 		}
 		return b.String(), nil
 	}
@@ -252,7 +266,8 @@ func (p *Plan) Render(s *Service) (string, error) {
 	return b.String(), nil
 }
 
-// Policy is the credential provider's policy file for --credentials (the provider is future work).
+// Policy is the credential provider's policy file for --credentials (the agent reads it; see
+// docs/agent.md): app=, env= and secrets=, root-owned 0644.
 func (p *Plan) Policy() string {
 	return fmt.Sprintf("# Which secrets the ov credential provider may hand to %s (LoadCredential=).\n# Written by `ov systemd cutover --credentials`.\napp=%s\nenv=%s\nsecrets=%s\n",
 		p.Unit, p.App, p.Env, strings.Join(p.Moved(), ","))
@@ -321,10 +336,17 @@ func (p *Plan) Check(u *Unit, dropIn string) error {
 			return bad("Environment= would still set " + a.Name)
 		}
 	}
-	if !p.Credentials {
+	switch {
+	case !p.Credentials:
 		for _, x := range s.ExecStart {
 			if !isOvRun(x) && (len(x.Argv) < 2 || x.Argv[0].Text != p.OvPath || x.Argv[1].Text != "run") {
 				return bad("ExecStart= would not run ov run")
+			}
+		}
+	case !p.FilesOnly:
+		for _, x := range s.ExecStart {
+			if len(x.Argv) < 3 || x.Argv[0].Text != p.OvPath || x.Argv[1].Text != "env-from-credentials" || x.Argv[2].Text != "--" {
+				return bad("ExecStart= would not run ov env-from-credentials")
 			}
 		}
 	}

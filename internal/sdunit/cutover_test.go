@@ -64,7 +64,8 @@ func TestCutoverGolden(t *testing.T) {
 			for _, e := range res.Entries {
 				vault[e.Name] = e.Value
 			}
-			got, err := cutover(root, args[0], args[1], args[2], vault, sec["credentials"] != nil)
+			got, err := cutover(root, args[0], args[1], args[2], vault, sec["credentials"] != nil,
+				strings.TrimSpace(string(sec["credentials"])) == "files-only")
 			if want, ok := sec["want.err"]; ok {
 				if err == nil {
 					t.Fatalf("no error; drop-in:\n%s", got)
@@ -105,7 +106,7 @@ func TestCutoverGolden(t *testing.T) {
 
 // cutover is what `ov systemd cutover --root` does, minus writing: load, read the env files,
 // compare, refuse or render, check.
-func cutover(root, unit, app, env string, vault map[string][]byte, creds bool) (string, error) {
+func cutover(root, unit, app, env string, vault map[string][]byte, creds, filesOnly bool) (string, error) {
 	u, err := Load(root, unit, DropInName)
 	if err != nil {
 		return "", err
@@ -124,7 +125,7 @@ func cutover(root, unit, app, env string, vault map[string][]byte, creds bool) (
 	if r := Refused(vars); len(r) > 0 {
 		return "", RefusalError(unit, app, env, r)
 	}
-	p := &Plan{Unit: unit, App: app, Env: env, OvPath: "/usr/bin/ov", MachineKey: "/etc/ov/" + app + ".key", Vars: vars, Credentials: creds}
+	p := &Plan{Unit: unit, App: app, Env: env, OvPath: "/usr/bin/ov", MachineKey: "/etc/ov/" + app + ".key", Vars: vars, Credentials: creds, FilesOnly: filesOnly}
 	if creds {
 		p.MachineKey = ""
 	}

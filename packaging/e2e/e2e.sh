@@ -804,6 +804,148 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
+# The agent as a systemd credential provider (docs/agent.md): LoadCredential=NAME:/run/ov/credentials.sock, a
+# unit without a wrapper; ov env-from-credentials for programs that need variables; forged requests refused.
+CREDT=/home/deploy/.credtest
+cred_setup() {
+  ct install -d -m 0755 -o root -g root /etc/ov/credentials.d || return 1
+  cat >"$(cpath /usr/local/bin/credtest)" <<'EOS'
+#!/bin/bash
+# What a unit with LoadCredential= gets: the files, its own environment and a child's.
+set -e
+d=$HOME/.credtest
+rm -rf "$d" && mkdir -m 0700 "$d"
+cp "$CREDENTIALS_DIRECTORY/DATABASE_URL" "$CREDENTIALS_DIRECTORY/STRIPE_SECRET_KEY" "$d/"
+printf '%s' "$CREDENTIALS_DIRECTORY" >"$d/dir"
+env -0 >"$d/self.env"
+bash -c 'env -0' >"$d/child.env"
+EOS
+  # A client that binds an abstract address of its choosing, as systemd does, writes nothing and reads to EOF
+  # (perl-base's Socket: no python3 in the container).
+  cat >"$(cpath /usr/local/bin/ov-forge)" <<'EOS'
+#!/usr/bin/perl
+use Socket;
+socket(my $s, AF_UNIX, SOCK_STREAM, 0) or die "socket: $!\n";
+bind($s, pack_sockaddr_un("\0" . $ARGV[1])) or die "bind: $!\n";
+connect($s, pack_sockaddr_un($ARGV[0])) or die "connect: $!\n";
+shutdown($s, 1);
+my ($n, $nz) = (0, 0);
+while (my $r = sysread($s, my $buf, 65536)) { $n += $r; $nz += ($buf =~ tr/\0//c); }
+print "bytes=$n nonzero=$nz\n";
+EOS
+  printf '[Service]\nType=oneshot\nUser=deploy\nLoadCredential=DATABASE_URL:/run/ov/credentials.sock\nLoadCredential=STRIPE_SECRET_KEY:/run/ov/credentials.sock\nExecStart=/usr/local/bin/credtest\n' \
+    >"$(cpath /etc/systemd/system/credtest.service)"
+  printf '[Service]\nType=oneshot\nUser=deploy\nLoadCredential=SESSION_SECRET:/run/ov/credentials.sock\nExecStart=/bin/true\n' \
+    >"$(cpath /etc/systemd/system/credbad.service)"
+  printf 'app=myapp\nenv=production\nsecrets=DATABASE_URL,STRIPE_SECRET_KEY\n' >"$(cpath /etc/ov/credentials.d/credtest.service.conf)"
+  ct chown root:root /usr/local/bin/credtest /usr/local/bin/ov-forge /etc/systemd/system/credtest.service \
+    /etc/systemd/system/credbad.service /etc/ov/credentials.d/credtest.service.conf &&
+    ct chmod 0755 /usr/local/bin/credtest /usr/local/bin/ov-forge &&
+    ct chmod 0644 /etc/systemd/system/credtest.service /etc/systemd/system/credbad.service /etc/ov/credentials.d/credtest.service.conf &&
+    ct systemctl daemon-reload
+}
+# agentlog FIELD=VALUE...: the messages of the agent's journal entries (this boot) with these fields.
+agentlog() { ct journalctl -b --no-pager -o cat _SYSTEMD_UNIT=ov-agent.service "$@" 2>/dev/null; }
+cred_socket() {
+  [ "$(ct systemctl is-enabled ov-agent-credentials.socket)" = enabled ] && active ov-agent-credentials.socket ||
+    { echo "ov-agent-credentials.socket is $(ct systemctl is-enabled ov-agent-credentials.socket), $(ct systemctl is-active ov-agent-credentials.socket)"; return 1; }
+  [ "$(ct stat -c '%U:%G %a %F' /run/ov/credentials.sock 2>&1)" = "root:root 600 socket" ] ||
+    { echo "/run/ov/credentials.sock: $(ct stat -c '%U:%G %a %F' /run/ov/credentials.sock 2>&1)"; return 1; }
+  [ "$(ct stat -c '%U:%G %a' /etc/ov/credentials.d 2>&1)" = "root:root 755" ] ||
+    { echo "/etc/ov/credentials.d: $(ct stat -c '%U:%G %a' /etc/ov/credentials.d 2>&1)"; return 1; }
+  verify_units ov-agent-credentials.socket
+}
+cred_files() {
+  local d n f
+  ct systemctl start credtest.service || { jgrep credtest.service -b -n 5; return 1; }
+  d=$(cpath $CREDT)
+  grep -qx /run/credentials/credtest.service "$d/dir" || { echo "CREDENTIALS_DIRECTORY=$(cat "$d/dir")"; return 1; }
+  for n in DATABASE_URL STRIPE_SECRET_KEY; do
+    cmp -s "$d/$n" <(printf '%s' "${EXPECT[$n]}") || { echo "$n: $(stat -c %s "$d/$n") bytes, not the vault's value"; return 1; }
+    for f in self.env child.env; do
+      ! tr '\0' '\n' <"$d/$f" | grep -q "^$n=" || { echo "$f has a variable $n"; return 1; }
+      ! grep -qaF -- "${EXPECT[$n]}" "$d/$f" || { echo "$f holds the value of $n"; return 1; }
+    done
+  done
+  ct rm -rf $CREDT
+}
+cred_journal() {
+  agentlog OV_UNIT=credtest.service OV_CREDENTIAL=DATABASE_URL | grep -qx 'served credential' ||
+    { echo "no 'served credential' with OV_UNIT=credtest.service OV_CREDENTIAL=DATABASE_URL in the agent's journal"; return 1; }
+  ! ct journalctl -b --no-pager -o verbose _SYSTEMD_UNIT=ov-agent.service | grep -qaF -e "${EXPECT[DATABASE_URL]}" -e "${EXPECT[STRIPE_SECRET_KEY]}" ||
+    { echo "the agent's journal holds a value"; return 1; }
+}
+cred_refused() {
+  if ct systemctl start credbad.service 2>/dev/null; then echo "credbad.service (no policy) started"; return 1; fi
+  [ "$(ct systemctl show -p ExecMainStatus --value credbad.service)" = 243 ] || jgrep credbad.service -b | grep -q '243/CREDENTIALS' ||
+    { echo "credbad.service did not fail with 243/CREDENTIALS: $(jgrep credbad.service -b -n 3 | tr '\n' ' ')"; return 1; }
+  agentlog OV_UNIT=credbad.service OV_CREDENTIAL=SESSION_SECRET | grep -qx 'credential refused: no usable policy for the unit' ||
+    { echo "no refusal naming credbad.service and SESSION_SECRET in the agent's journal"; return 1; }
+  ct systemctl reset-failed credbad.service
+}
+cred_forged() {
+  local out
+  # Another user cannot even connect: the socket is root's, 0600.
+  out=$(as_user deploy '/usr/local/bin/ov-forge /run/ov/credentials.sock 0123abcd/unit/credtest.service/DATABASE_URL' 2>&1) &&
+    { echo "deploy connected: $out"; return 1; }
+  grep -q 'connect: Permission denied' <<<"$out" || { echo "deploy: $out"; return 1; }
+  # Root, from a process that is not systemd's credential setup, for a unit without a policy: refused with more than
+  # systemd's 1 MiB limit of zeros (so that systemd would fail the unit), no value, logged with unit and credential.
+  out=$(ct /usr/local/bin/ov-forge /run/ov/credentials.sock 0123abcd/unit/forged.service/DATABASE_URL 2>&1)
+  [ "$out" = "bytes=1048577 nonzero=0" ] || { echo "forged.service: $out"; return 1; }
+  agentlog OV_UNIT=forged.service OV_CREDENTIAL=DATABASE_URL | grep -qx 'credential refused: no usable policy for the unit' ||
+    { echo "no refusal naming forged.service in the agent's journal"; return 1; }
+  # An address that is not systemd's: nothing at all, logged with the address.
+  out=$(ct /usr/local/bin/ov-forge /run/ov/credentials.sock not-systemd 2>&1)
+  [ "$out" = "bytes=0 nonzero=0" ] || { echo "not-systemd: $out"; return 1; }
+  agentlog 'OV_PEER_ADDR="@not-systemd"' | grep -qF "credential refused: the caller's address is not systemd's" ||
+    agentlog 'OV_PEER_ADDR=@not-systemd' | grep -qF "credential refused: the caller's address is not systemd's" ||
+    { echo "no refusal for the address @not-systemd in the agent's journal"; return 1; }
+}
+# ov systemd cutover --credentials on the guide's unit: LoadCredential= lines + ov env-from-credentials.
+CCUT="ct /usr/bin/ov systemd cutover myapp.service --app myapp --env production --credentials --machine-key /etc/ov/myapp.key"
+POL=/etc/ov/credentials.d/myapp.service.conf
+cc_apply() {
+  local out
+  c_setup
+  out=$($CCUT 2>&1) || { echo "$out"; return 1; }
+  grep -qx "✓ Wrote $POL" <<<"$out" && grep -qx "✓ Wrote $DROP and reloaded systemd." <<<"$out" &&
+    ! grep -q 'has no ov-agent-credentials.socket' <<<"$out" &&
+    [ "$(ct stat -c '%U:%G %a' $POL)" = "root:root 644" ] && [ "$(ct stat -c '%U:%G %a' $DROP)" = "root:root 644" ] &&
+    grep -qx 'LoadCredential=DATABASE_URL:/run/ov/credentials.sock' "$(cpath $DROP)" &&
+    grep -qx 'ExecStart=/usr/bin/ov env-from-credentials -- /opt/myapp/bin/server' "$(cpath $DROP)" &&
+    ! grep -q 'machine-key' "$(cpath $DROP)" && ! grep -qF 'sk_live_51Hx9Tq2eZvKYlo2C' <<<"$out" || { echo "$out"; return 1; }
+}
+cc_start() {
+  fresh_seen; ct systemctl restart myapp.service
+  wait_for 15 seen_written && active myapp.service && env_is "$(cpath "$SEEN")" -only "${ALL_NAMES[@]}" ||
+    { jgrep myapp.service -b -n 5; return 1; }
+  ct test -s /run/credentials/myapp.service/TLS_PRIVATE_KEY || { echo "no /run/credentials/myapp.service/TLS_PRIVATE_KEY"; return 1; }
+  agentlog OV_UNIT=myapp.service OV_CREDENTIAL=TLS_PRIVATE_KEY | grep -qx 'served credential' || { echo "no 'served credential' for myapp.service"; return 1; }
+}
+cc_rollback() {
+  local out; out=$(ct /usr/bin/ov systemd rollback myapp.service 2>&1) || { echo "$out"; return 1; }
+  ! ct test -e $POL && ! ct test -e $DROP || { echo "$out"; return 1; }
+  c_restore
+}
+if [ $AGENT_OK = 1 ] && [ $CUT_OK = 1 ]; then
+  if cred_setup; then
+    check "credential provider: ov-agent-credentials.socket enabled, /run/ov/credentials.sock root:root 0600, /etc/ov/credentials.d root:root 0755, verify clean" -- cred_socket
+    check "LoadCredential= from the agent: the exact values in \$CREDENTIALS_DIRECTORY; neither the service's nor its child's environment holds a name or a value" -- cred_files
+    check "credential provider journal: 'served credential' with OV_UNIT and OV_CREDENTIAL; no value in the agent's journal" -- cred_journal
+    check "a unit without a policy: fails with 243/CREDENTIALS; the agent's journal names the unit and the credential" -- cred_refused
+    check "forged requests: another user cannot connect; root outside systemd for a unit without a policy gets 1 MiB+1 zeros, not-systemd addresses nothing; both logged" -- cred_forged
+    check "ov systemd cutover --credentials --machine-key: policy and drop-in root:root 0644, LoadCredential= lines, ExecStart= through ov env-from-credentials, reloaded" -- cc_apply
+    check "after the --credentials cut-over: myapp has exactly the environment EnvironmentFile= gave, through ov env-from-credentials" -- cc_start
+    check "ov systemd rollback after --credentials: policy and drop-in removed; back to the guide's unit" -- cc_rollback
+  else
+    fail "credential provider: setting up the test units failed"
+  fi
+else
+  fail "credential provider checks: not run, the agent or the cut-over failed"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
 # The machine key sealed with systemd-creds (host key; no TPM here) and LoadCredentialEncrypted=.
 
 sealed() {
