@@ -343,6 +343,7 @@ wait:
 	}
 	sdNotify("STOPPING=1")
 	log.Info("shutting down")
+	srv.StopWatches()
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

@@ -98,6 +98,7 @@ type Server struct {
 	machines     machineCache
 	auditor      *auditor
 	shed         *shedder
+	watch        watchHub // watch.go
 
 	keyLim, ipLim, loginLim *limiter
 	metrics                 *metrics
@@ -194,6 +195,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/apps", route{deviceOnly, small, "app.create", s.createApp})
 	s.handle("POST /v1/apps/{app_id}/envs", route{deviceOnly, small, "env.create", s.createEnv})
 	s.handle("GET /v1/envs/{env_id}", route{deviceOrMachine, small, "env.read", s.getEnv})
+	s.handle("GET /v1/envs/{env_id}/watch", route{deviceOrMachine, small, "", s.watchEnv})
 	s.handle("PUT /v1/envs/{env_id}/manifest", route{deviceOnly, commit, "env.commit", s.commit})
 	s.handle("GET /v1/audit", route{deviceOnly, small, "", s.listAudit})
 	s.handle("GET /v1/envs/{env_id}/history", route{deviceOnly, small, "env.history", s.getHistory})
@@ -211,7 +213,7 @@ func (s *Server) routes() {
 // ServeHTTP implements [http.Handler]: metrics, panics, common headers, then the routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if s.shed != nil && strings.HasPrefix(r.URL.Path, "/v1/") {
+	if s.shed != nil && strings.HasPrefix(r.URL.Path, "/v1/") && !isWatch(r.URL.Path) {
 		if !s.shed.acquire(r) {
 			s.metrics.shed.Inc()
 			s.metrics.observe("shed", http.StatusServiceUnavailable, time.Since(start))

@@ -25,6 +25,7 @@
 //	GET    /v1/audit?limit=N&before=ID&since=T&target=X → AuditList (newest first) (device)
 //	GET    /v1/envs/{env_id}/history        → EnvHistory (every manifest, writers)  (device)
 //	POST   /v1/envs/{env_id}/history/records HistoryRecordsRequest → HistoryRecords (device)
+//	GET    /v1/envs/{env_id}/watch?after=N  → EnvWatch when seq > N; 204 after 30 s  (device, machine in scope)
 //	POST   /v1/machines                     NewMachine (201)                      (device)
 //	GET    /v1/machines                     → MachineList                         (device)
 //	DELETE /v1/machines/{machine_id}        soft revoke                           (device)

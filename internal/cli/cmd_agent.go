@@ -201,6 +201,7 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	socket := fs.String("socket", "", "bind this socket when systemd passed none")
 	rate := fs.Float64("rate-per-minute", 0, "requests for names or values allowed per uid and minute (default 30, burst 10; -1: no limit)")
 	limits := agentLimitFlags(fs)
+	restartDir := restartDirFlag(fs)
 	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
@@ -210,7 +211,7 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	}
 	log := logrus.NewEntry(sd.NewLogger(map[bool]logrus.Level{true: logrus.DebugLevel, false: logrus.InfoLevel}[a.g.Debug]))
 	cfg := agent.Config{App: *app, Env: *env, MachineKeyCredential: *cred, Open: a.agentOpener(log), Log: log, Version: version.String(), SocketPath: *socket}
-	cfg.Limits = lim
+	cfg.Limits, cfg.RestartDir = lim, restartDir(*userMode)
 	if *rate != 0 {
 		cfg.Rate = agent.Rate{PerMinute: *rate, Burst: max(1, int(*rate/3))}
 	}
