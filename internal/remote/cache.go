@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/opaquevault/opaquevault/credentials"
@@ -78,6 +79,8 @@ func (c *Cache) save(mk *vault.MachineKey, appName, envName string, e *cacheEntr
 	if err := credentials.WriteFileAtomic(p, b, 0o600); err != nil {
 		return fmt.Errorf("write cache: %w", err)
 	}
+	// The JSON file of format 2 for the same (app, env) is no longer read: drop it.
+	_ = os.Remove(strings.TrimSuffix(p, ".cache") + ".json")
 	return nil
 }
 

@@ -4,8 +4,11 @@ package remote
 
 import (
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +63,14 @@ func TestCacheNotRewrittenWhenUnchanged(t *testing.T) {
 	}
 	first := f.machineReader(m.Key)
 	now := time.Now()
+	// A cache file of the previous format (JSON) for the same (app, env) goes at the first write.
+	legacy := strings.TrimSuffix(first.Cache.path(m.Key, "myapp", "production"), ".cache") + ".json"
+	if err := os.MkdirAll(filepath.Dir(legacy), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(legacy, []byte(`{"format":"ov-machine-cache/2"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// Each read by a new reader, as each `ov run` is a new process.
 	read := func(at time.Time, want string) os.FileInfo {
 		t.Helper()
@@ -74,6 +85,9 @@ func TestCacheNotRewrittenWhenUnchanged(t *testing.T) {
 		return fi
 	}
 	fi0 := read(now, "v1")
+	if _, err := os.Stat(legacy); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the format 2 file is still there: %v", err)
+	}
 	if fi := read(now.Add(cacheRefresh/2), "v1"); !os.SameFile(fi0, fi) {
 		t.Fatal("an unchanged answer rewrote the cache file")
 	}
