@@ -247,7 +247,7 @@ check "a tampered copy of the signed repository (Packages edited after signing) 
 
 installed_files() {
   local f bad=()
-  for f in /usr/bin/ov /usr/bin/ov-server /usr/share/man/man1/ov.1.gz /usr/share/man/man1/ov-server.1.gz \
+  for f in /usr/bin/ov /usr/bin/ov-mcp /usr/bin/ov-server /usr/share/man/man1/ov.1.gz /usr/share/man/man1/ov-server.1.gz \
            /usr/share/bash-completion/completions/ov /usr/share/zsh/vendor-completions/_ov \
            /usr/share/fish/vendor_completions.d/ov.fish /usr/share/polkit-1/actions/com.opaquevault.policy \
            /usr/lib/tmpfiles.d/opaquevault.conf /usr/lib/sysusers.d/opaquevault-server.conf \
@@ -1079,7 +1079,7 @@ fi
 purge() {
   local f bad=()
   ct env DEBIAN_FRONTEND=noninteractive apt-get purge -y opaquevault opaquevault-server >/dev/null 2>&1 || { echo "apt-get purge failed"; return 1; }
-  for f in /usr/bin/ov /usr/bin/ov-server /lib/systemd/system/ov-server.service /lib/systemd/system/ov-server.socket \
+  for f in /usr/bin/ov /usr/bin/ov-mcp /usr/bin/ov-server /lib/systemd/system/ov-server.service /lib/systemd/system/ov-server.socket \
            /etc/systemd/system/sockets.target.wants/ov-server.socket /usr/share/polkit-1/actions/com.opaquevault.policy \
            /usr/lib/tmpfiles.d/opaquevault.conf; do
     ! ct test -e "$f" || bad+=("$f left")
