@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # build-tarball.sh OUTDIR [VERSION]: the release tarball, opaquevault-VERSION-linux-ARCH.tar.gz, for machines
-# installed without a package manager: ov and ov-server built from this tree (static, -trimpath), the man pages,
+# installed without a package manager: ov, ov-mcp (the MCP server `ov mcp serve` execs) and ov-server built from this tree (static, -trimpath), the man pages,
 # completions, ov-server's units, the docs, and install.sh, which puts ov in /usr/local/bin: the
 # path the user guide's unit names (ExecStart=/usr/local/bin/ov run ...). Reproducible: file times are
 # SOURCE_DATE_EPOCH (the newest commit's), owners are root, entries are sorted.
@@ -17,7 +17,7 @@ trap 'rm -rf "$stage"' EXIT
 d=$stage/$name
 mkdir -p "$d/bin" "$d/share/man/man1" "$d/share/completions" "$d/units" "$d/doc"
 CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-X github.com/opaquevault/opaquevault/internal/version.Version=$version" \
-  -o "$d/bin/" ./cmd/ov ./cmd/ov-server
+  -o "$d/bin/" ./cmd/ov ./cmd/ov-mcp ./cmd/ov-server
 install -m 0644 packaging/man/ov.1 packaging/man/ov-server.1 "$d/share/man/man1/"
 install -m 0644 packaging/completions/ov.bash packaging/completions/ov.zsh packaging/completions/ov.fish "$d/share/completions/"
 install -m 0644 units/ov-server.service units/ov-server.socket "$d/units/"

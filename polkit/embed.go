@@ -14,6 +14,7 @@ import (
 	"embed"
 	"fmt"
 	"regexp"
+	"sync"
 	"text/template"
 )
 
@@ -42,27 +43,30 @@ func Policy() []byte {
 // and Reload over D-Bus are denied to everyone but user's own processes
 // (polkitd refuses to answer, and the agent denies).
 func OwnedPolicy(user string) ([]byte, error) {
-	if len(user) > 32 || !userName.MatchString(user) {
+	if len(user) > 32 || !userName().MatchString(user) {
 		return nil, fmt.Errorf("render polkit policy: user name %q not allowed", user)
 	}
 	ann := "    <annotate key=\"org.freedesktop.policykit.owner\">unix-user:" + user + "</annotate>\n    <defaults>"
 	return bytes.ReplaceAll(Policy(), []byte("    <defaults>"), []byte(ann)), nil
 }
 
-var busPolicy = template.Must(template.ParseFS(files, BusPolicyFile+".in"))
+// busPolicy and userName are built on first use, not at start-up: every ov command links this package.
+var busPolicy = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(files, BusPolicyFile+".in"))
+})
 
 // userName is what may appear in user="…": a POSIX user name.
-var userName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*[$]?$`)
+var userName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*[$]?$`) })
 
 // BusPolicy returns the D-Bus policy that lets user own
 // com.opaquevault.Agent1 and everyone call Status, Introspect, Lock and
 // Reload (the last two then checked by polkit).
 func BusPolicy(user string) ([]byte, error) {
-	if len(user) > 32 || !userName.MatchString(user) {
+	if len(user) > 32 || !userName().MatchString(user) {
 		return nil, fmt.Errorf("render D-Bus policy: user name %q not allowed", user)
 	}
 	var b bytes.Buffer
-	if err := busPolicy.Execute(&b, struct{ User string }{user}); err != nil {
+	if err := busPolicy().Execute(&b, struct{ User string }{user}); err != nil {
 		return nil, fmt.Errorf("render D-Bus policy: %w", err)
 	}
 	return b.Bytes(), nil

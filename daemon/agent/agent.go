@@ -155,6 +155,11 @@ func Serve(ctx context.Context, cfg Config) error {
 
 	a.bus.Store(&sinkBox{a.startBus(ctx)})
 	defer func() { a.sink().close() }()
+	if cfg.RestartDir != "" {
+		rctx, stopRestarts := context.WithCancel(ctx)
+		defer stopRestarts()
+		go a.startRestarts(rctx)
+	}
 
 	// Requests run under reqCtx, which outlives ctx so that a stop lets
 	// them finish (drain cancels it after ShutdownTimeout).

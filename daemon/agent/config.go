@@ -244,4 +244,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Version is reported by STATUS.
 	Version string
+	// RestartDir, when set, holds restart policies (UNIT.conf): the agent watches the envs they
+	// name and restarts their units when a listed secret changes (watch.go, restart.go).
+	RestartDir string
+	// Units restarts units (default: systemd over the system bus).
+	Units UnitManager
 }

@@ -53,4 +53,15 @@
 // Reload() and the signal StateChanged(s). Lock and Reload are authorized
 // by polkit (com.opaquevault.agent.lock, com.opaquevault.agent.reload) and
 // denied on any polkit error.
+//
+// # Restarts
+//
+// With [Config.RestartDir] ([DefaultRestartDir] for the system agent), the
+// agent loads root-owned policies (RESTART.service.conf: app, env, names,
+// action, interval, order, timeout), long-polls the server for commits to
+// their envs ([EnvWatcher]), reads and verifies the env again with its key,
+// and asks systemd ([UnitManager]: TryRestartUnit or ReloadOrTryRestartUnit)
+// to restart the units whose listed names changed version in the verified
+// manifest, one after another, at most once per interval each. A change the
+// verified manifest does not show restarts nothing. See docs/agent.md.
 package agent

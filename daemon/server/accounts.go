@@ -318,7 +318,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 		limit = min(n, maxAuditLimit)
 	}
 	s.auditor.sync() // this instance's queued entries first
-	list, err := s.st.Audit(r.Context(), rc.accountID, limit)
+	list, err := s.auditPage(r, rc.accountID, limit)
 	if err != nil {
 		return err
 	}

@@ -164,13 +164,20 @@ func (s *Server) getEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		wrap = v.MachineWrap
 	}
 	// The signed allowed set of the epoch (crypto.md §2.8) is re-signed at a revocation without a
-	// commit, so it is read at every request, not cached with the env.
+	// commit, so it is not cached with the env: it comes with the head, in the same statement, or,
+	// when a commit raced the head and the snapshot is of a newer epoch, is read for that epoch.
 	var access *store.SignedObject
-	switch acc, err := s.st.Signed(ctx, rc.accountID, kindEnvAccess, envAccessKey(id, ent.epoch)); {
-	case err == nil:
-		access = acc
-	case !errors.Is(err, store.ErrNotFound):
-		return err
+	if ent.epoch == head.Epoch {
+		if head.AccessRaw != nil {
+			access = &store.SignedObject{Raw: head.AccessRaw, Sig: head.AccessSig}
+		}
+	} else {
+		switch acc, err := s.st.Signed(ctx, rc.accountID, kindEnvAccess, envAccessKey(id, ent.epoch)); {
+		case err == nil:
+			access = acc
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
 	}
 	if scoped {
 		ent.write(w, "machine_wrap", wrap, access)
@@ -245,6 +252,9 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		s.metrics.conflicts.Inc()
 		return conflict("commit: env %s is at seq %d, not %d: read it again", hexID(envID), env.Seq, req.ExpectedSeq)
 	}
+	if err := checkChain(env, m); err != nil {
+		return err
+	}
 
 	wantEpoch := env.Epoch
 	var rot *store.Rotation
@@ -271,6 +281,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		return s.st.CommitEnv(ctx, &store.Commit{
 			EnvID: envID, ExpectedSeq: req.ExpectedSeq, Seq: m.Seq, Manifest: req.Manifest, ManifestSig: req.ManifestSig,
 			Put: put, Delete: del, Rotate: rot, RevokeMachines: revoke, At: s.now(),
+			Actor: rc.actor(), KeepVersions: s.lim.KeepVersions,
 		})
 	})
 	switch {

@@ -100,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, erro
 	fs.IntVar(&o.limits.MaxRecordBytes, "max-record-bytes", o.limits.MaxRecordBytes, "largest sealed secret record")
 	fs.IntVar(&o.limits.MaxSecrets, "max-secrets", o.limits.MaxSecrets, "most secrets in one environment")
 	fs.Int64Var(&o.limits.MaxEnvBytes, "max-env-bytes", o.limits.MaxEnvBytes, "most bytes of sealed records in one environment")
+	fs.IntVar(&o.limits.KeepVersions, "keep-versions", 0, "sealed versions of each secret kept for history and rollback, the newest always among them (0: all)")
 	fs.Float64Var(&o.limits.KeyRate.PerSecond, "rate-key", o.limits.KeyRate.PerSecond, "requests per second per device or machine key (0: no limit)")
 	fs.IntVar(&o.limits.KeyRate.Burst, "burst-key", o.limits.KeyRate.Burst, "burst of requests per device or machine key")
 	fs.Float64Var(&o.limits.IPRate.PerSecond, "rate-ip", o.limits.IPRate.PerSecond, "unauthenticated or failed requests per second per client address (0: no limit)")
@@ -132,6 +133,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, erro
 		return nil, fs, usagef("quotas and --max-in-flight, --max-queued must be ≥ 0")
 	}
 	l := o.limits
+	if l.KeepVersions < 0 {
+		return nil, fs, usagef("--keep-versions must be ≥ 0 (0 keeps every version)")
+	}
 	if l.MaxBodyBytes < 1024 || l.MaxCommitBytes < l.MaxBodyBytes || l.MaxRecordBytes < 64 || l.MaxSecrets < 1 || l.MaxEnvBytes < int64(l.MaxRecordBytes) ||
 		l.KeyRate.PerSecond < 0 || l.IPRate.PerSecond < 0 || l.LoginRate.PerSecond < 0 {
 		return nil, fs, usagef("limits out of range: body ≥ 1024, commit ≥ body, record ≥ 64, secrets ≥ 1, env ≥ record, rates ≥ 0")
@@ -339,6 +343,7 @@ wait:
 	}
 	sdNotify("STOPPING=1")
 	log.Info("shutting down")
+	srv.StopWatches()
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

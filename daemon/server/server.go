@@ -43,6 +43,8 @@ type Limits struct {
 	IPRate Rate
 	// LoginRate limits login attempts, login parameter look-ups and password changes per email.
 	LoginRate Rate
+	// KeepVersions bounds the sealed versions of each secret kept for history (0: all).
+	KeepVersions int
 }
 
 // recordOverhead is what a record adds to its value: header, nonce, tag, and lp(name) for the
@@ -96,6 +98,7 @@ type Server struct {
 	machines     machineCache
 	auditor      *auditor
 	shed         *shedder
+	watch        watchHub // watch.go
 
 	keyLim, ipLim, loginLim *limiter
 	metrics                 *metrics
@@ -192,8 +195,11 @@ func (s *Server) routes() {
 	s.handle("POST /v1/apps", route{deviceOnly, small, "app.create", s.createApp})
 	s.handle("POST /v1/apps/{app_id}/envs", route{deviceOnly, small, "env.create", s.createEnv})
 	s.handle("GET /v1/envs/{env_id}", route{deviceOrMachine, small, "env.read", s.getEnv})
+	s.handle("GET /v1/envs/{env_id}/watch", route{deviceOrMachine, small, "", s.watchEnv})
 	s.handle("PUT /v1/envs/{env_id}/manifest", route{deviceOnly, commit, "env.commit", s.commit})
 	s.handle("GET /v1/audit", route{deviceOnly, small, "", s.listAudit})
+	s.handle("GET /v1/envs/{env_id}/history", route{deviceOnly, small, "env.history", s.getHistory})
+	s.handle("POST /v1/envs/{env_id}/history/records", route{deviceOnly, commit, "env.history.read", s.getHistoryRecords})
 	s.handle("POST /v1/machines", route{deviceOnly, machines, "machine.create", s.createMachine})
 	s.handle("GET /v1/machines", route{deviceOnly, small, "", s.listMachines})
 	s.handle("DELETE /v1/machines/{machine_id}", route{deviceOnly, small, "machine.revoke", s.revokeMachine})
@@ -207,7 +213,7 @@ func (s *Server) routes() {
 // ServeHTTP implements [http.Handler]: metrics, panics, common headers, then the routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if s.shed != nil && strings.HasPrefix(r.URL.Path, "/v1/") {
+	if s.shed != nil && strings.HasPrefix(r.URL.Path, "/v1/") && !isWatch(r.URL.Path) {
 		if !s.shed.acquire(r) {
 			s.metrics.shed.Inc()
 			s.metrics.observe("shed", http.StatusServiceUnavailable, time.Since(start))
@@ -427,5 +433,5 @@ func (s *Server) audit(r *http.Request, rc *reqCtx, action string, ae *apiError)
 	}
 	// A change is answered once its entry is durable; a read or a refusal is answered at once and
 	// its entry written with the next batch (audit.go says what a crash can lose).
-	s.auditor.add(e, ae == nil && action != "env.read")
+	s.auditor.add(e, ae == nil && !readAction(action))
 }

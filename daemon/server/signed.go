@@ -22,13 +22,11 @@ import (
 
 const (
 	kindRevocations = "revocations"
-	kindEnvAccess   = "env-access"
+	kindEnvAccess   = store.EnvAccessKind
 	maxSignedLen    = 1 << 20
 )
 
-func envAccessKey(envID []byte, epoch uint32) string {
-	return hexID(envID) + "/" + strconv.FormatUint(uint64(epoch), 10)
-}
+func envAccessKey(envID []byte, epoch uint32) string { return store.EnvAccessKey(envID, epoch) }
 
 func (s *Server) decodeSigned(r *http.Request, rc *reqCtx) (*api.Signed, *store.Account, error) {
 	var req api.Signed

@@ -191,6 +191,9 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 		return nil, invalid("install agent: %v", err)
 	}
 	plan = append(plan, planned{path: filepath.Join(BusPolicyDir, polkit.BusPolicyFile), data: bp})
+	if rr, err := polkit.RestartRules(o.User, RestartDir); err == nil { // restart.go
+		plan = append(plan, planned{path: filepath.Join(PolkitRulesDir, polkit.RestartRulesFile), data: rr})
+	}
 	rv := localapi.FormatRendezvous(&localapi.Endpoint{Socket: localapi.DefaultSystemSocket, ListenerUIDs: []uint32{0}})
 
 	// Stage everything but the rendezvous, tighten /etc/ov (so that its

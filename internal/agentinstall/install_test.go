@@ -111,6 +111,7 @@ var installed = []string{
 	"/etc/systemd/system/ov-agent.socket",
 	"/etc/systemd/system/ov-agent-credentials.socket",
 	"/etc/dbus-1/system.d/com.opaquevault.Agent1.conf",
+	"/etc/polkit-1/rules.d/60-opaquevault-agent-restart.rules",
 	"/etc/ov/agent.socket",
 }
 
@@ -394,7 +395,7 @@ func TestUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Removed) != 5 {
+	if len(res.Removed) != len(installed) {
 		t.Errorf("removed %+v", res.Removed)
 	}
 	for _, p := range installed {

@@ -64,6 +64,7 @@ func Uninstall(ctx context.Context, o UninstallOptions) (*Result, error) {
 		filepath.Join(UnitDir, units.AgentCredentialsSocket),
 		filepath.Join(UnitDir, units.AgentService),
 		filepath.Join(BusPolicyDir, polkit.BusPolicyFile),
+		filepath.Join(PolkitRulesDir, polkit.RestartRulesFile),
 		Rendezvous,
 	}
 	dirs := map[string]bool{}

@@ -37,6 +37,7 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	rate := fs.Float64("rate-per-minute", 0, "requests for names or values allowed per uid and minute (default 30, burst 10; -1: no limit)")
 	maxAgeFlag := fs.String("max-age", "30d", "with a machine key: refuse a cached copy older than this when the server is unreachable")
 	limits := agentLimitFlags(fs)
+	restartDir := restartDirFlag(fs)
 	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	}
 	log := logrus.NewEntry(sd.NewLogger(map[bool]logrus.Level{true: logrus.DebugLevel, false: logrus.InfoLevel}[a.g.Debug]))
 	cfg := agent.Config{App: *app, Env: *env, MachineKeyCredential: *cred, Open: a.agentOpener(log, maxAge), Log: log, Version: version.String(), SocketPath: *socket}
-	cfg.Limits = lim
+	cfg.Limits, cfg.RestartDir = lim, restartDir(*userMode)
 	if *rate != 0 {
 		cfg.Rate = agent.Rate{PerMinute: *rate, Burst: max(1, int(*rate/3))}
 	}

@@ -6,15 +6,45 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
 
-	"github.com/sirupsen/logrus"
-
-	"github.com/opaquevault/opaquevault/internal/mcp"
 	"github.com/opaquevault/opaquevault/internal/mcp/sandbox"
-	"github.com/opaquevault/opaquevault/internal/sd"
-	"github.com/opaquevault/opaquevault/internal/version"
 )
+
+// MCPHelper is the executable that serves `ov mcp serve`: ov itself does not link the MCP SDK (its
+// package initialisation would slow every `ov run`), so it execs MCPHelper from its own directory,
+// else from PATH, with the same arguments.
+const MCPHelper = "ov-mcp"
+
+// MCPServeConfig is a parsed `ov mcp serve` for the server that ov-mcp links in.
+type MCPServeConfig struct {
+	App, Env      string
+	AllowCommands []string
+	AllowWrites   bool
+	Unisolated    bool // --allow-unisolated-commands
+	ApproveTTY    bool // --approve tty
+	MaxOutput     int
+	Debug         bool
+	Hide          []string // paths the commands must not see (the config file given with --config among them)
+	In            io.Reader
+	Out           io.Writer
+}
+
+// mcpServer serves MCP in this process; nil in ov, set by MainMCP in ov-mcp.
+var mcpServer func(context.Context, *MCPServeConfig) error
+
+// MainMCP is Main for the ov-mcp executable: `mcp serve` runs serve in this process.
+func MainMCP(ctx context.Context, args []string, stdio Stdio, serve func(context.Context, *MCPServeConfig) error) int {
+	mcpServer = serve
+	return Main(ctx, args, stdio)
+}
+
+// MCPUsageError marks err as a usage error (exit 2) with hints, for the MCP server's own checks.
+func MCPUsageError(err error, hints ...string) error { return withCode(ExitUsage, err, hints...) }
 
 func (a *App) mcpServe(ctx context.Context, args []string) error {
 	a.daemon.Store(true)
@@ -35,30 +65,83 @@ func (a *App) mcpServe(ctx context.Context, args []string) error {
 	if *env != "" && *app == "" {
 		return usageErr("--env needs --app")
 	}
-	log := sd.NewAuditLogger(map[bool]logrus.Level{true: logrus.DebugLevel, false: logrus.InfoLevel}[a.g.Debug])
-	opts := mcp.Options{
-		Version: version.String(), App: *app, Env: *env, AllowCommands: *allow, AllowWrites: *writes, MaxOutput: *maxOut,
-		Isolation: mcp.Isolation{Hide: sandbox.Paths(a.env, a.g.Config), Unisolated: *unisolated},
-		Log:       logrus.NewEntry(log),
-	}
-	switch *approve {
-	case "none":
-	case "tty":
-		t := &mcp.TTYApprover{}
-		if err := t.CheckTTY(); err != nil {
-			return withCode(ExitUsage, fmt.Errorf("mcp serve --approve tty: %w", err), "run it from a terminal, or use --approve none")
-		}
-		opts.Approve = t
-	default:
+	if *approve != "none" && *approve != "tty" {
 		return usageErr(fmt.Sprintf("--approve %q: want tty or none", *approve))
+	}
+	if mcpServer == nil {
+		return a.execMCPHelper(args)
 	}
 	in, out := a.io.In, a.io.Out
 	if f, ok := in.(*os.File); ok && isTerminal(f) {
 		a.warnf("mcp serve waits for an MCP client on stdin; register it with your assistant, for example: claude mcp add opaquevault -- ov mcp serve")
 	}
-	err := mcp.Serve(ctx, in, out, mcp.NewAgentSource(nil), opts)
+	err := mcpServer(ctx, &MCPServeConfig{
+		App: *app, Env: *env, AllowCommands: *allow, AllowWrites: *writes, Unisolated: *unisolated,
+		ApproveTTY: *approve == "tty", MaxOutput: *maxOut, Debug: a.g.Debug, Hide: sandbox.Paths(a.env, a.g.Config), In: in, Out: out,
+	})
 	if err != nil && !errors.Is(err, context.Canceled) {
+		var ce *codedError
+		if errors.As(err, &ce) {
+			return err
+		}
 		return fmt.Errorf("mcp: %w", err)
 	}
 	return err
+}
+
+// execMCPHelper replaces ov with ov-mcp, passing the global flags and `mcp serve ARGS`.
+func (a *App) execMCPHelper(args []string) error {
+	helper, err := findMCPHelper(os.Executable, exec.LookPath)
+	if err != nil {
+		return withCode(ExitFailure, err, "ov mcp serve runs the ov-mcp helper, shipped with ov: reinstall the opaquevault package, or put ov-mcp next to ov or in PATH")
+	}
+	if a.io.In != io.Reader(os.Stdin) || a.io.Out != io.Writer(os.Stdout) || a.io.Err != io.Writer(os.Stderr) {
+		return errors.New("mcp serve: run ov-mcp: needs the process's own standard streams")
+	}
+	argv := []string{helper}
+	if a.g.Server != "" {
+		argv = append(argv, "--server="+a.g.Server)
+	}
+	if a.g.Config != "" {
+		argv = append(argv, "--config="+a.g.Config)
+	}
+	if a.g.Debug {
+		argv = append(argv, "--debug")
+	}
+	argv = append(append(argv, "mcp", "serve"), args...)
+	restoreTerminal()
+	if err := syscall.Exec(helper, argv, os.Environ()); err != nil {
+		return fmt.Errorf("mcp serve: run %s: %w", helper, err)
+	}
+	return nil
+}
+
+// findMCPHelper returns ov-mcp from the directory of the running executable (its real path), else
+// from PATH.
+func findMCPHelper(self func() (string, error), lookPath func(string) (string, error)) (string, error) {
+	var tried []string
+	if exe, err := self(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		p := filepath.Join(filepath.Dir(exe), MCPHelper)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+		tried = append(tried, filepath.Dir(exe))
+	}
+	if p, err := lookPath(MCPHelper); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs, nil
+		}
+	}
+	tried = append(tried, "PATH")
+	return "", fmt.Errorf("mcp serve: find %s: not in %s", MCPHelper, joinOr(tried))
+}
+
+func joinOr(s []string) string {
+	if len(s) == 2 {
+		return s[0] + " nor in " + s[1]
+	}
+	return s[len(s)-1]
 }

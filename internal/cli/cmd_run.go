@@ -113,8 +113,12 @@ func (a *App) run(ctx context.Context, args []string) error {
 	mf.add(fs)
 	var u unlockFlags
 	u.add(fs)
+	refuseWatch := watchRefusal(fs)
 	argv, err := a.parse(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := refuseWatch(); err != nil {
 		return err
 	}
 	if err := a.need(t); err != nil {

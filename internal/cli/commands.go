@@ -68,6 +68,18 @@ func commandTable() []*command {
 		examples: []string{"ov agent stop"},
 		run:      (*App).agentStop,
 	})
+	// ov audit (cmd_audit.go)
+	register(&command{
+		path:    "audit",
+		summary: "show your account's audit trail: reads, writes, logins, machine-key use, revocations, failures",
+		usage:   "audit [--app APP [--env ENV]] [--since 24h|7d] [--limit N] [--before ID] [--json]",
+		examples: []string{
+			"ov audit --since 24h",
+			"ov audit --app myapp --env production --json",
+			"ov audit --before 1234          # the next (older) page",
+		},
+		run: (*App).audit,
+	})
 	// ov auth … (cmd_auth.go)
 	register(&command{
 		path:    "auth register",
@@ -145,6 +157,41 @@ func commandTable() []*command {
 			"one link). No network and no key: systemd and the agent's credential provider did the work. Exit status:\n" +
 			"the program's own once ov has replaced itself with it; before that 125, or 126/127 as env(1).",
 		run: (*App).envFromCredentials,
+	})
+	// ov secret history, secret rollback, env history, env rollback (cmd_history.go)
+	register(&command{
+		path:    "secret history",
+		summary: "list every version of a secret: when, who wrote it, and a fingerprint of its value",
+		usage:   "secret history NAME --app APP --env ENV [--json] [--show-values]",
+		examples: []string{
+			"ov secret history DATABASE_URL --app myapp --env production",
+			"ov secret history DATABASE_URL --app myapp --env production --show-values   # asks on the terminal first",
+		},
+		run: (*App).secretHistory,
+	})
+	register(&command{
+		path:     "secret rollback",
+		summary:  "write an earlier version of a secret back as its newest version",
+		usage:    "secret rollback NAME --to VERSION --app APP --env ENV [--dry-run] [--json]",
+		examples: []string{"ov secret rollback DATABASE_URL --to 3 --app myapp --env production"},
+		run:      (*App).secretRollback,
+	})
+	register(&command{
+		path:     "env history",
+		summary:  "list the manifests of an (app, env): who, when, which names were added, changed or removed",
+		usage:    "env history --app APP --env ENV [--json]",
+		examples: []string{"ov env history --app myapp --env production"},
+		run:      (*App).envHistory,
+	})
+	register(&command{
+		path:    "env rollback",
+		summary: "write the state of an (app, env) after manifest SEQ back as one new commit",
+		usage:   "env rollback --to SEQ --app APP --env ENV [--dry-run] [--json]",
+		examples: []string{
+			"ov env rollback --to 12 --app myapp --env production --dry-run   # the names that would change",
+			"ov env rollback --to 12 --app myapp --env production",
+		},
+		run: (*App).envRollback,
 	})
 	// ov auth derive-machine-key, machine-key … (cmd_auth_machine_key.go), change-password (cmd_auth_change_password.go)
 	register(&command{

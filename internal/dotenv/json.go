@@ -9,6 +9,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -122,7 +123,8 @@ func tokenStart(src []byte, off int) int {
 	return off
 }
 
-var jsonCharRE = regexp.MustCompile(`invalid character '(?:[^'\\]|\\.)+'`)
+// jsonCharRE is compiled on first use, not at start-up: every ov command links this package.
+var jsonCharRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`invalid character '(?:[^'\\]|\\.)+'`) })
 
 // jsonError reports a decoding error without echoing input characters,
 // which may belong to a value.
@@ -134,7 +136,7 @@ func jsonError(src []byte, dec *json.Decoder, err error, c *collector) {
 		if off < 0 {
 			off = 0
 		}
-		c.errorf(off, "invalid JSON: %s", jsonCharRE.ReplaceAllString(se.Error(), "invalid character"))
+		c.errorf(off, "invalid JSON: %s", jsonCharRE().ReplaceAllString(se.Error(), "invalid character"))
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		c.errorf(len(src), "invalid JSON: unexpected end of the file")
 	default:

@@ -10,6 +10,10 @@ import (
 
 const labelManifest = "ov/v1/manifest"
 
+// labelManifestChained labels a chained manifest (crypto.md §1.6.1): the v1 layout with
+// lp(prev) after issued_at, where prev is the SHA-256 of the predecessor's raw bytes.
+const labelManifestChained = "ov/v2/manifest"
+
 // manifestEntryLen is the encoded size of one entry:
 // lp(blind[16]) ‖ u64(version) ‖ lp(hash[32]).
 const manifestEntryLen = 2 + BlindLen + 8 + 2 + HashLen
@@ -31,8 +35,15 @@ type Manifest struct {
 	EKID      []byte // 16-byte commitment to the EK
 	Seq       uint64 // monotonic sequence number
 	IssuedAt  uint64 // Unix seconds
-	Entries   []ManifestEntry
+	// Prev, when set (32 bytes), makes the manifest a chained one (label ov/v2/manifest): it is
+	// the SHA-256 of the raw bytes of the manifest of seq-1, or 32 zero bytes for seq 1. Nil for
+	// an unchained v1 manifest.
+	Prev    []byte
+	Entries []ManifestEntry
 }
+
+// Chained reports whether m is a chained (v2) manifest.
+func (m *Manifest) Chained() bool { return m.Prev != nil }
 
 // ManifestEntry is one secret in a [Manifest].
 type ManifestEntry struct {
@@ -48,8 +59,12 @@ type ManifestEntry struct {
 func (m *Manifest) Marshal() []byte {
 	entries := slices.Clone(m.Entries)
 	slices.SortStableFunc(entries, func(a, b ManifestEntry) int { return bytes.Compare(a.Blind, b.Blind) })
-	b := make([]byte, 0, 2+len(labelManifest)+3*(2+IDLen)+4+2+EKIDLen+8+8+4+len(entries)*manifestEntryLen)
-	b = AppendLPString(b, labelManifest)
+	b := make([]byte, 0, 2+len(labelManifestChained)+3*(2+IDLen)+4+2+EKIDLen+8+8+2+HashLen+4+len(entries)*manifestEntryLen)
+	if m.Prev != nil {
+		b = AppendLPString(b, labelManifestChained)
+	} else {
+		b = AppendLPString(b, labelManifest)
+	}
 	b = AppendLP(b, m.AccountID)
 	b = AppendLP(b, m.AppID)
 	b = AppendLP(b, m.EnvID)
@@ -57,6 +72,9 @@ func (m *Manifest) Marshal() []byte {
 	b = AppendLP(b, m.EKID)
 	b = AppendU64(b, m.Seq)
 	b = AppendU64(b, m.IssuedAt)
+	if m.Prev != nil {
+		b = AppendLP(b, m.Prev)
+	}
 	b = AppendU32(b, uint32(len(entries)))
 	for _, e := range entries {
 		b = AppendLP(b, e.Blind)
@@ -80,6 +98,11 @@ func (m *Manifest) Validate() error {
 	}
 	if err := checkLen("ek id", m.EKID, EKIDLen); err != nil {
 		return fmt.Errorf("envelope: validate manifest: %w", err)
+	}
+	if m.Prev != nil {
+		if err := checkLen("prev hash", m.Prev, HashLen); err != nil {
+			return fmt.Errorf("envelope: validate manifest: %w", err)
+		}
 	}
 	blinds := make([][]byte, 0, len(m.Entries))
 	for i, e := range m.Entries {
@@ -113,13 +136,22 @@ func (m *Manifest) Lookup(blind []byte) (ManifestEntry, bool) {
 	return ManifestEntry{}, false
 }
 
-// ParseManifest decodes a manifest strictly: the label, every fixed length,
+// ParseManifest decodes a manifest, unchained (v1) or chained (v2), strictly: the label, every fixed length,
 // entries strictly ascending by blind id (so unique), and no trailing bytes.
 // The result does not alias b. Errors wrap [ErrTruncated], [ErrMalformed] or
 // [ErrTrailingData].
 func ParseManifest(b []byte) (*Manifest, error) {
 	r := NewReader(b)
-	r.Label(labelManifest)
+	chained := false
+	if label := r.LP("label"); r.Err() == nil {
+		switch string(label) {
+		case labelManifest:
+		case labelManifestChained:
+			chained = true
+		default:
+			return nil, fmt.Errorf("envelope: parse manifest: label: got %q, want %q or %q: %w", label, labelManifest, labelManifestChained, ErrMalformed)
+		}
+	}
 	m := &Manifest{
 		AccountID: bytes.Clone(r.LPFixed("account id", IDLen)),
 		AppID:     bytes.Clone(r.LPFixed("app id", IDLen)),
@@ -128,6 +160,9 @@ func ParseManifest(b []byte) (*Manifest, error) {
 		EKID:      bytes.Clone(r.LPFixed("ek id", EKIDLen)),
 		Seq:       r.U64("seq"),
 		IssuedAt:  r.U64("issued at"),
+	}
+	if chained {
+		m.Prev = bytes.Clone(r.LPFixed("prev hash", HashLen))
 	}
 	n := r.Count("entry count", manifestEntryLen)
 	if r.Err() == nil {

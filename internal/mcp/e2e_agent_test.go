@@ -31,9 +31,10 @@ import (
 	"github.com/opaquevault/opaquevault/internal/cli"
 	"github.com/opaquevault/opaquevault/internal/mcp"
 	"github.com/opaquevault/opaquevault/internal/mcp/sandbox"
+	"github.com/opaquevault/opaquevault/internal/mcpcmd"
 )
 
-// The test binary is also ov, ov-server and a probe (by the name it is
+// The test binary is also ov, ov-mcp, ov-server and a probe (by the name it is
 // started as), the sandbox helper, and the memSource server of e2e_test.go.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == sandbox.HelperArg {
@@ -43,6 +44,9 @@ func TestMain(m *testing.M) {
 	case "ov":
 		cli.UseTestKDF()
 		os.Exit(cli.Main(context.Background(), os.Args[1:], cli.OSStdio()))
+	case "ov-mcp":
+		cli.UseTestKDF()
+		os.Exit(mcpcmd.Main(context.Background(), os.Args[1:], cli.OSStdio()))
 	case "ov-server":
 		os.Exit(server.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	case "ov-probe":
@@ -171,7 +175,8 @@ func newFixture() (_ *fixture, err error) {
 	if err := os.WriteFile(exe, b, 0o755); err != nil {
 		return f, err
 	}
-	for _, n := range []string{"ov-server", "ov-probe"} {
+	// ov-mcp next to ov, as the packages ship it: `ov mcp serve` execs it.
+	for _, n := range []string{"ov-server", "ov-probe", "ov-mcp"} {
 		if err := os.Symlink("ov", filepath.Join(f.bin, n)); err != nil {
 			return f, err
 		}

@@ -3,6 +3,8 @@
 package remote
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -659,40 +661,64 @@ func TestCacheFetchTimeCannotBeForged(t *testing.T) {
 		t.Fatal(err)
 	}
 	offline := &MachineReader{Key: m.Key, HighWater: r.HighWater, Cache: r.Cache, Offline: true, MaxAge: time.Second}
-	rewrite := func(mod func(cf *cacheFile, e *cacheEntry), remac bool) {
+	if !bytes.HasPrefix(orig, []byte(cacheMagic)) || len(orig) < len(cacheMagic)+sha256.Size {
+		t.Fatalf("cache file of %d bytes without the format's magic", len(orig))
+	}
+	origEntry, origMAC := orig[len(cacheMagic):len(orig)-sha256.Size], orig[len(orig)-sha256.Size:]
+	// rewrite writes the file as mod leaves it: the entry re-encoded, with the original MAC, or
+	// (remac) a MAC under the machine key, as only its holder can make.
+	rewrite := func(mod func(e *cacheEntry) []byte, remac bool) {
 		t.Helper()
-		var cf cacheFile
-		if err := json.Unmarshal(orig, &cf); err != nil {
+		e, err := decodeEntry(bytes.Clone(origEntry))
+		if err != nil {
 			t.Fatal(err)
 		}
-		var e cacheEntry
-		if err := json.Unmarshal(cf.Entry, &e); err != nil {
-			t.Fatal(err)
+		b := mod(e)
+		if b == nil {
+			entry, err := encodeEntry(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mac := origMAC
+			if remac {
+				m := m.Key.CacheMAC("myapp", "production", entry)
+				mac = m[:]
+			}
+			b = append(append([]byte(cacheMagic), entry...), mac...)
 		}
-		mod(&cf, &e)
-		cf.Entry, _ = json.Marshal(&e)
-		if remac {
-			mac := m.Key.CacheMAC("myapp", "production", cf.Entry)
-			cf.MAC = mac[:]
-		}
-		b, _ := json.Marshal(&cf)
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
+	at := func(when time.Time) func(e *cacheEntry) []byte {
+		return func(e *cacheEntry) []byte { e.FetchedAt = when; return nil }
+	}
+	// The previous format, JSON with a MAC over the JSON entry: authentic, but no longer read.
+	oldFormat := func(e *cacheEntry) []byte {
+		entry, _ := json.Marshal(e)
+		mac := m.Key.CacheMAC("myapp", "production", entry)
+		b, _ := json.Marshal(map[string]any{"format": "ov-machine-cache/2", "entry": json.RawMessage(entry), "mac": mac[:]})
+		return b
+	}
+	noMAC := func(e *cacheEntry) []byte {
+		e.FetchedAt = time.Now()
+		entry, _ := encodeEntry(e)
+		return append([]byte(cacheMagic), entry...)
+	}
 	future := time.Now().Add(24 * time.Hour)
 	cases := []struct {
 		name   string
-		mod    func(cf *cacheFile, e *cacheEntry)
+		mod    func(e *cacheEntry) []byte
 		remac  bool
 		want   error
 		offset time.Duration
 	}{
-		{"fetch time moved into the future", func(_ *cacheFile, e *cacheEntry) { e.FetchedAt = future }, false, vault.ErrBadCacheMAC, 0},
-		{"fetch time moved to just now", func(_ *cacheFile, e *cacheEntry) { e.FetchedAt = time.Now() }, false, vault.ErrBadCacheMAC, 0},
-		{"no MAC (the old format)", func(cf *cacheFile, _ *cacheEntry) { cf.Format, cf.MAC = "", nil }, false, vault.ErrBadCacheMAC, 0},
-		{"valid MAC, fetch time in the future", func(_ *cacheFile, e *cacheEntry) { e.FetchedAt = future }, true, ErrCacheFuture, 0},
-		{"valid MAC, too old", func(_ *cacheFile, e *cacheEntry) { e.FetchedAt = time.Now().Add(-time.Minute) }, true, ErrCacheTooOld, 0},
+		{"fetch time moved into the future", at(future), false, vault.ErrBadCacheMAC, 0},
+		{"fetch time moved to just now", at(time.Now()), false, vault.ErrBadCacheMAC, 0},
+		{"no MAC", noMAC, false, vault.ErrBadCacheMAC, 0},
+		{"the old JSON format", oldFormat, false, vault.ErrBadCacheMAC, 0},
+		{"valid MAC, fetch time in the future", at(future), true, ErrCacheFuture, 0},
+		{"valid MAC, too old", at(time.Now().Add(-time.Minute)), true, ErrCacheTooOld, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -64,6 +64,8 @@ type Env struct {
 	records map[[envelope.BlindLen]byte][]byte
 	// the signed allowed set of this epoch as served (verified by who uses it)
 	access, accessSig []byte
+	// manifestRaw is the verified current manifest as served: the next one chains to its hash.
+	manifestRaw []byte
 }
 
 // Lookup returns the secret called name.
@@ -340,6 +342,7 @@ func (c checker) open(appName, envName, appID, envID string, st *api.EnvState, e
 	}
 	sort.Slice(e.Secrets, func(i, j int) bool { return e.Secrets[i].Name < e.Secrets[j].Name })
 	e.Seq = m.Seq
+	e.manifestRaw = st.Manifest
 	if err := c.hw.Raise(envID, m.Seq); err != nil {
 		e.Wipe()
 		return nil, err
@@ -505,6 +508,7 @@ func (v *Vault) commit(ctx context.Context, cur *Env, ch *Change) (uint64, error
 	}
 	sort.Slice(list, func(i, j int) bool { return bytes.Compare(list[i].Blind, list[j].Blind) < 0 })
 	m := c.Manifest(cur.Seq+1, uint64(v.now().Unix()), list)
+	m.Prev = vault.ChainPrev(cur.manifestRaw, cur.Seq)
 	raw, sig, err := v.Account.Sign.SignManifest(m)
 	if err != nil {
 		return 0, err

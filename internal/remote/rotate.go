@@ -156,6 +156,7 @@ func (v *Vault) rotate(ctx context.Context, cur *Env, allowed []allowedMachine, 
 	}
 	sort.Slice(mEntries, func(i, j int) bool { return bytes.Compare(mEntries[i].Blind, mEntries[j].Blind) < 0 })
 	m := c.Manifest(cur.Seq+1, uint64(v.now().Unix()), mEntries)
+	m.Prev = vault.ChainPrev(cur.manifestRaw, cur.Seq)
 	raw, sig, err := v.Account.Sign.SignManifest(m)
 	if err != nil {
 		return nil, err

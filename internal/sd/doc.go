@@ -5,7 +5,8 @@
 // (READY=1, STATUS=, RELOADING=1, STOPPING=1, WATCHDOG=1), a logrus logger
 // that writes native journal entries with OV_* fields when stderr is the
 // journal, and calls to the service manager over D-Bus (daemon-reload,
-// enable, start, stop) for `ov agent install --enable`.
+// enable, start, stop) for `ov agent install --enable`, and try-restart or
+// reload-or-try-restart for the agent's restarts when a secret changes.
 //
 // It is the only importer of github.com/coreos/go-systemd. It never shells
 // out to systemctl, never logs a message field it was not given, and on

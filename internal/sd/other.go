@@ -82,3 +82,9 @@ func (*Manager) TryRestart(context.Context, string) error { return ErrNoSystemd 
 
 // ActiveState fails with [ErrNoSystemd].
 func (*Manager) ActiveState(context.Context, string) (string, error) { return "", ErrNoSystemd }
+
+// ManagerAt fails with [ErrNoSystemd].
+func ManagerAt(context.Context, string) (*Manager, error) { return nil, ErrNoSystemd }
+
+// ReloadOrTryRestart fails with [ErrNoSystemd].
+func (*Manager) ReloadOrTryRestart(context.Context, string) error { return ErrNoSystemd }

@@ -2,7 +2,11 @@
 
 package store
 
-import "time"
+import (
+	"encoding/hex"
+	"strconv"
+	"time"
+)
 
 // Invite is a one-time registration code made by the server's operator. The store keeps only its
 // verifier (SHA-256 of the code); the code itself is shown once and never stored.
@@ -43,6 +47,18 @@ type EnvHead struct {
 	// MachineLive tells whether a machine with the id and verifier asked for exists (it was not
 	// deleted), in the same snapshot as the rest.
 	MachineLive bool
+	// AccessRaw and AccessSig are the signed object of kind [EnvAccessKind] and key
+	// [EnvAccessKey](env, Epoch), the allowed set of the current epoch; nil if none is stored.
+	AccessRaw, AccessSig []byte
+}
+
+// EnvAccessKind is the kind of the signed objects that hold an epoch's allowed set (crypto.md
+// §2.8); EnvAccessKey is their key: the env id in lowercase hex, "/", the epoch in decimal.
+const EnvAccessKind = "env-access"
+
+// EnvAccessKey is the key of an epoch's allowed set; see [EnvAccessKind].
+func EnvAccessKey(envID []byte, epoch uint32) string {
+	return hex.EncodeToString(envID) + "/" + strconv.FormatUint(uint64(epoch), 10)
 }
 
 // PoolStats is the state of a connection pool, for the server's metrics. A store that pools

@@ -20,6 +20,9 @@
 //   - An environment changes only through [Store.CommitEnv], which is one transaction with a
 //     compare-and-swap on the manifest sequence: a stale writer gets [ErrConflict], never a lost
 //     update.
+//   - Every commit appends its signed manifest, with the writer, to the environment's history, and
+//     keeps the sealed records it puts (by SHA-256) until [Commit.KeepVersions] prunes them; the
+//     history is never rewritten.
 //   - The audit log is append-only: there is no method to change or delete an entry, and IDs grow
 //     in the order entries are appended.
 //
@@ -195,6 +198,11 @@ type Commit struct {
 	// RevokeMachines are deleted (with their wraps); each must belong to the environment's account.
 	RevokeMachines [][]byte
 	At             time.Time
+	// Actor is the authenticated writer, kept with the manifest in the history.
+	Actor string
+	// KeepVersions, when above 0, prunes the sealed records kept in the history for the names
+	// in Put down to their newest KeepVersions versions (the current one is always kept).
+	KeepVersions int
 }
 
 // Machine is a registered machine key.
@@ -353,4 +361,13 @@ type Store interface {
 	// in the same transaction: the invite must exist, be unused, unrevoked and unexpired at a.CreatedAt.
 	// Errors wrap ErrNotFound (no such usable invite; nothing is written) or ErrExists.
 	CreateAccountInvited(ctx context.Context, a *Account, first *Device, inviteVerifier []byte) error
+
+	// EnvHistory returns every manifest an environment had, oldest first, and the wraps of all its
+	// key epochs. Errors wrap ErrNotFound.
+	EnvHistory(ctx context.Context, envID []byte) (*EnvHistory, error)
+	// HistoryRecords returns the sealed records of the environment, current or past, whose SHA-256
+	// is one of hashes; a hash with no record (never stored, or pruned) is left out.
+	HistoryRecords(ctx context.Context, envID []byte, hashes [][]byte) ([]Record, error)
+	// AuditPage lists a page of an account's audit log, newest first.
+	AuditPage(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 }

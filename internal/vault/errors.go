@@ -58,5 +58,8 @@ var (
 	ErrNotAllowed = errors.New("machine key is not in the signed allowed set of this epoch")
 	// ErrBadCacheMAC means a cache entry's MAC does not verify under the
 	// machine key: the file was altered or written without the key.
-	ErrBadCacheMAC = errors.New("cache entry is not authenticated by this machine key")
+	// ErrBrokenHistory means a served manifest history has a gap, is out of
+	// order, or a chained manifest does not name its predecessor's hash.
+	ErrBrokenHistory = errors.New("manifest history is broken")
+	ErrBadCacheMAC   = errors.New("cache entry is not authenticated by this machine key")
 )

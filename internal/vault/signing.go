@@ -93,7 +93,7 @@ func verifySig(what string, pub ed25519.PublicKey, raw, sig []byte) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("vault: verify %s: public key is %d bytes: %w", what, len(pub), ErrBadSignature)
 	}
-	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, raw, sig) {
+	if !ed25519Verify(pub, raw, sig) {
 		return fmt.Errorf("vault: verify %s: %w", what, ErrBadSignature)
 	}
 	return nil

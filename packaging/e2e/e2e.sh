@@ -247,7 +247,7 @@ check "a tampered copy of the signed repository (Packages edited after signing) 
 
 installed_files() {
   local f bad=()
-  for f in /usr/bin/ov /usr/bin/ov-server /usr/share/man/man1/ov.1.gz /usr/share/man/man1/ov-server.1.gz \
+  for f in /usr/bin/ov /usr/bin/ov-mcp /usr/bin/ov-server /usr/share/man/man1/ov.1.gz /usr/share/man/man1/ov-server.1.gz \
            /usr/share/bash-completion/completions/ov /usr/share/zsh/vendor-completions/_ov \
            /usr/share/fish/vendor_completions.d/ov.fish /usr/share/polkit-1/actions/com.opaquevault.policy \
            /usr/lib/tmpfiles.d/opaquevault.conf /usr/lib/sysusers.d/opaquevault-server.conf \
@@ -524,6 +524,77 @@ if [ $KEY_OK = 1 ]; then
     CUT_OK=1
 else
   fail "§4 cut over: not run, the machine key step failed"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+# Restarts through systemd (docs/agent.md): a restart policy for myapp; a change to a secret it uses restarts it
+# with the new value; a change to another secret restarts nothing.
+
+RESTART_POLICY=/etc/ov/restart.d/myapp.service.conf
+RESTART_RULE=/etc/polkit-1/rules.d/60-opaquevault-agent-restart.rules
+ROTATED='postgres://myapp:rotated-e2e-Qx81@db.internal:5432/myapp?sslmode=require'
+invocation() { ct systemctl show -p InvocationID --value myapp.service; }
+agent_log_since() { ct journalctl -u ov-agent.service --since "@$1" --no-pager "${@:2}" 2>/dev/null; }
+set_secret() { printf '%s' "$2" | as_user deploy "ov secret set $1 --app myapp --env production --password-file ~/.ov-password"; }
+restart_setup() {
+  local t0
+  grep -q '"deploy"' "$(cpath "$RESTART_RULE")" || { echo "ov agent install wrote no polkit restart rule for deploy"; return 1; }
+  ct install -d -o root -g root -m 0755 /etc/ov/restart.d || return 1
+  printf 'app = myapp\nenv = production\nnames = DATABASE_URL, STRIPE_SECRET_KEY\naction = restart\ninterval = 1s\n' \
+    >"$(cpath "$RESTART_POLICY")" && ct chown root:root "$RESTART_POLICY" && ct chmod 0644 "$RESTART_POLICY" || return 1
+  t0=$(ct date +%s); sleep 1
+  ct systemctl restart ov-agent.service || return 1
+  wait_for 15 eval "agent_log_since $t0 -o cat | grep -q 'watching for changes'" ||
+    { agent_log_since "$t0" -o cat | tail -n 5; return 1; }
+}
+restart_polkit() {
+  as_user deploy 'systemctl --no-ask-password try-restart myapp.service' || { echo "deploy may not try-restart myapp.service"; return 1; }
+  wait_for 10 active myapp.service || return 1
+  ! as_user deploy 'systemctl --no-ask-password stop myapp.service' 2>/dev/null || { echo "deploy could stop myapp.service"; return 1; }
+  ! as_user deploy 'systemctl --no-ask-password try-restart ov-server.service' 2>/dev/null || { echo "deploy could restart ov-server.service"; return 1; }
+  active myapp.service
+}
+restart_on_change() {
+  local before t0 r old=${EXPECT[DATABASE_URL]}
+  wait_for 10 active myapp.service || return 1
+  before=$(invocation); t0=$(ct date +%s); sleep 1; fresh_seen
+  set_secret DATABASE_URL "$ROTATED" || return 1
+  wait_for 15 seen_written || { echo "myapp.service did not restart: $(agent_log_since "$t0" -o cat | tail -n 4 | tr '\n' ' ')"; return 1; }
+  wait_for 10 active myapp.service && [ "$(invocation)" != "$before" ] || { echo "myapp.service not active again"; return 1; }
+  EXPECT[DATABASE_URL]=$ROTATED; env_is "$(cpath "$SEEN")" -only "${CUT_NAMES[@]}"; r=$?; EXPECT[DATABASE_URL]=$old
+  [ $r = 0 ] || return 1
+  agent_log_since "$t0" -o cat OV_UNIT=myapp.service | grep -q '^secrets changed: asking systemd to try-restart the unit$' &&
+    agent_log_since "$t0" -o verbose OV_UNIT=myapp.service | grep -qE '^ *OV_SECRETS=DATABASE_URL@v[0-9]+$' &&
+    wait_for 10 eval "agent_log_since $t0 -o cat OV_UNIT=myapp.service | grep -q '^unit restarted$'" ||
+    { echo "journal: $(agent_log_since "$t0" -o cat | tail -n 4 | tr '\n' ' ')"; return 1; }
+  ! agent_log_since "$t0" -o verbose | grep -qF 'rotated-e2e-Qx81' || { echo "the new value is in the agent's journal"; return 1; }
+}
+restart_not_on_other() {
+  local before t0
+  before=$(invocation); t0=$(ct date +%s); sleep 1; fresh_seen
+  set_secret GREETING "${EXPECT[GREETING]}" || return 1   # a new version of a name myapp does not use
+  wait_for 15 eval "agent_log_since $t0 -o cat OV_UNIT=myapp.service | grep -q 'does not list; not restarted'" ||
+    { echo "no 'not restarted' in the agent's journal: $(agent_log_since "$t0" -o cat | tail -n 3 | tr '\n' ' ')"; return 1; }
+  sleep 3
+  ! seen_written && [ "$(invocation)" = "$before" ] || { echo "myapp.service restarted for GREETING"; return 1; }
+}
+restart_restore() {
+  local r=0
+  fresh_seen
+  set_secret DATABASE_URL "${EXPECT[DATABASE_URL]}" || r=1
+  [ $r = 0 ] && wait_for 15 seen_written && wait_for 10 active myapp.service && env_is "$(cpath "$SEEN")" -only "${CUT_NAMES[@]}" || r=1
+  ct rm -f "$RESTART_POLICY"; ct systemctl restart ov-agent.service
+  return $r
+}
+if [ $CUT_OK = 1 ] && [ $AGENT_OK = 1 ] && active ov-agent.service && active myapp.service; then
+  if check "restart policy /etc/ov/restart.d/myapp.service.conf: ov-agent watches myapp/production" -- restart_setup; then
+    check "polkit rule: deploy may try-restart myapp.service, not stop it, not restart ov-server.service" -- restart_polkit
+    check "ov secret set DATABASE_URL: myapp.service restarts within seconds with the new value; the journal says why, no value" -- restart_on_change
+    check "ov secret set GREETING (not in the policy): nothing restarts" -- restart_not_on_other
+  fi
+  check "restart policy removed, DATABASE_URL restored: myapp.service has the guide's values again" -- restart_restore
+else
+  fail "restarts through systemd: not run, the cut-over or the agent failed"
 fi
 
 # §5 Reboot-test, §6 retire the .env, and a second reboot.
@@ -1008,7 +1079,7 @@ fi
 purge() {
   local f bad=()
   ct env DEBIAN_FRONTEND=noninteractive apt-get purge -y opaquevault opaquevault-server >/dev/null 2>&1 || { echo "apt-get purge failed"; return 1; }
-  for f in /usr/bin/ov /usr/bin/ov-server /lib/systemd/system/ov-server.service /lib/systemd/system/ov-server.socket \
+  for f in /usr/bin/ov /usr/bin/ov-mcp /usr/bin/ov-server /lib/systemd/system/ov-server.service /lib/systemd/system/ov-server.socket \
            /etc/systemd/system/sockets.target.wants/ov-server.socket /usr/share/polkit-1/actions/com.opaquevault.policy \
            /usr/lib/tmpfiles.d/opaquevault.conf; do
     ! ct test -e "$f" || bad+=("$f left")

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # install.sh [--prefix DIR] [--server] [--uninstall]: installs this OpaqueVault release tarball.
-#   ov (and, with --server, ov-server)  -> PREFIX/bin          (default PREFIX: /usr/local; the user guide's
+#   ov, ov-mcp (with --server, ov-server) -> PREFIX/bin         (default PREFIX: /usr/local; the user guide's
 #                                                                ExecStart=/usr/local/bin/ov run ... names it)
 #   man pages, shell completions         -> PREFIX/share/...
 #   /etc/ov                              -> root:root 0755 (systemd-tmpfiles keeps it so at every boot)
@@ -28,7 +28,7 @@ if [ $uninstall = 1 ]; then
   if [ -f /etc/systemd/system/ov-server.socket ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     systemctl disable --now ov-server.socket ov-server.service >/dev/null 2>&1 || true
   fi
-  rm -f "$prefix/bin/ov" "$prefix/bin/ov-server" "$prefix/share/man/man1/ov.1" "$prefix/share/man/man1/ov-server.1" \
+  rm -f "$prefix/bin/ov" "$prefix/bin/ov-mcp" "$prefix/bin/ov-server" "$prefix/share/man/man1/ov.1" "$prefix/share/man/man1/ov-server.1" \
     "$prefix/share/bash-completion/completions/ov" "$prefix/share/zsh/site-functions/_ov" \
     "$prefix/share/fish/vendor_completions.d/ov.fish" /etc/tmpfiles.d/opaquevault.conf \
     /etc/systemd/system/ov-server.service /etc/systemd/system/ov-server.socket /etc/sysusers.d/opaquevault-server.conf
@@ -41,6 +41,7 @@ install -d -m 0755 "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-co
   "$prefix/share/zsh/site-functions" "$prefix/share/fish/vendor_completions.d"
 put() { install -m "$1" "$2" "$3.new.$$" && mv -f "$3.new.$$" "$3"; }
 put 0755 "$here/bin/ov" "$prefix/bin/ov"
+put 0755 "$here/bin/ov-mcp" "$prefix/bin/ov-mcp" # `ov mcp serve` execs it from ov's directory
 put 0644 "$here/share/man/man1/ov.1" "$prefix/share/man/man1/ov.1"
 put 0644 "$here/share/completions/ov.bash" "$prefix/share/bash-completion/completions/ov"
 put 0644 "$here/share/completions/ov.zsh" "$prefix/share/zsh/site-functions/_ov"

@@ -141,6 +141,11 @@ func (b *Bus) Conn(t testing.TB) *dbus.Conn {
 // name) or without (everything allowed).
 func (b *Bus) StartPolkitd(t testing.TB, policies map[string][]byte) {
 	t.Helper()
+	b.startPolkitd(t, policies, "")
+}
+
+func (b *Bus) startPolkitd(t testing.TB, policies map[string][]byte, mounts string) {
+	t.Helper()
 	const polkitd = "/usr/lib/polkit-1/polkitd"
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: polkitd needs root to start")
@@ -161,7 +166,7 @@ func (b *Bus) StartPolkitd(t testing.TB, policies map[string][]byte) {
 			t.Fatal(err)
 		}
 	}
-	script := "mount --bind " + actions + " /usr/share/polkit-1/actions && exec " + polkitd + " --no-debug"
+	script := mounts + "mount --bind " + actions + " /usr/share/polkit-1/actions && exec " + polkitd + " --no-debug"
 	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script)
 	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+b.Address)
 	var out strings.Builder

@@ -219,6 +219,7 @@ func (db *DB) CommitEnv(ctx context.Context, c *store.Commit) error {
 			}
 		}
 		b.Queue(`UPDATE envs SET record_count = (SELECT COUNT(*) FROM records WHERE env_id = $1) WHERE id = $1`, c.EnvID)
+		queueHistory(b, c)
 		err = tx.SendBatch(ctx, b).Close()
 		if c.Rotate != nil && isUnique(err, "env_keys_pkey") {
 			return fmt.Errorf("epoch %d already used: %w", c.Rotate.Epoch, store.ErrConflict)

@@ -52,9 +52,12 @@ func (db *DB) EnvHead(ctx context.Context, envID, machineID, machineVerifier []b
 	var epoch int64
 	err := db.pool.QueryRow(ctx, `SELECT a.account_id, e.seq, e.epoch, e.manifest_sig, e.updated_at,
 		(SELECT w.wrap FROM machine_wraps w WHERE w.machine_id = $1 AND w.env_id = e.id AND w.epoch = e.epoch),
-		EXISTS (SELECT 1 FROM machines m WHERE m.id = $1 AND m.verifier = $2)
-		FROM envs e JOIN apps a ON a.id = e.app_id WHERE e.id = $3`, machineID, machineVerifier, envID).
-		Scan(&h.AccountID, &h.Seq, &epoch, &h.ManifestSig, &h.UpdatedAt, &h.MachineWrap, &h.MachineLive)
+		EXISTS (SELECT 1 FROM machines m WHERE m.id = $1 AND m.verifier = $2),
+		s.raw, s.sig
+		FROM envs e JOIN apps a ON a.id = e.app_id
+		LEFT JOIN signed_objects s ON s.account_id = a.account_id AND s.kind = $4 AND s.key = encode(e.id, 'hex') || '/' || e.epoch::text
+		WHERE e.id = $3`, machineID, machineVerifier, envID, store.EnvAccessKind).
+		Scan(&h.AccountID, &h.Seq, &epoch, &h.ManifestSig, &h.UpdatedAt, &h.MachineWrap, &h.MachineLive, &h.AccessRaw, &h.AccessSig)
 	if err != nil {
 		return nil, pgErr("read env head", err)
 	}

@@ -147,4 +147,30 @@ var migrations = [][]string{
 			revoked_at timestamptz
 		)`,
 	},
+	// 3: history: every signed manifest with its writer, and the sealed records of past versions
+	// (docs/history-and-audit.md). What each environment holds now is copied in as its first entry.
+	{
+		`CREATE TABLE manifest_history (
+			env_id       bytea NOT NULL REFERENCES envs(id),
+			seq          bigint NOT NULL,
+			manifest     bytea NOT NULL,
+			manifest_sig bytea NOT NULL,
+			actor        text NOT NULL,
+			at           timestamptz NOT NULL,
+			PRIMARY KEY (env_id, seq)
+		)`,
+		`CREATE TABLE record_history (
+			env_id  bytea NOT NULL REFERENCES envs(id),
+			hash    bytea NOT NULL,
+			blind   bytea NOT NULL,
+			version bigint NOT NULL,
+			record  bytea NOT NULL,
+			PRIMARY KEY (env_id, hash)
+		)`,
+		`CREATE INDEX record_history_blind ON record_history(env_id, blind, version)`,
+		`INSERT INTO manifest_history (env_id, seq, manifest, manifest_sig, actor, at)
+			SELECT id, seq, manifest, manifest_sig, '', updated_at FROM envs WHERE seq > 0 AND manifest IS NOT NULL`,
+		`INSERT INTO record_history (env_id, hash, blind, version, record)
+			SELECT env_id, hash, blind, version, record FROM records`,
+	},
 }

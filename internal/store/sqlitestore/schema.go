@@ -140,4 +140,30 @@ var migrations = [][]string{
 			revoked_at INTEGER
 		)`,
 	},
+	// 4: history: every signed manifest with its writer, and the sealed records of past versions
+	// (docs/history-and-audit.md). What the environment holds now is copied in as its first entry.
+	{
+		`CREATE TABLE manifest_history (
+			env_id       BLOB NOT NULL REFERENCES envs(id),
+			seq          INTEGER NOT NULL,
+			manifest     BLOB NOT NULL,
+			manifest_sig BLOB NOT NULL,
+			actor        TEXT NOT NULL,
+			at           INTEGER NOT NULL,
+			PRIMARY KEY (env_id, seq)
+		)`,
+		`CREATE TABLE record_history (
+			env_id  BLOB NOT NULL REFERENCES envs(id),
+			hash    BLOB NOT NULL,
+			blind   BLOB NOT NULL,
+			version INTEGER NOT NULL,
+			record  BLOB NOT NULL,
+			PRIMARY KEY (env_id, hash)
+		)`,
+		`CREATE INDEX record_history_blind ON record_history(env_id, blind, version)`,
+		`INSERT INTO manifest_history (env_id, seq, manifest, manifest_sig, actor, at)
+			SELECT id, seq, manifest, manifest_sig, '', updated_at FROM envs WHERE seq > 0 AND manifest IS NOT NULL`,
+		`INSERT INTO record_history (env_id, hash, blind, version, record)
+			SELECT env_id, hash, blind, version, record FROM records`,
+	},
 }

@@ -679,6 +679,9 @@ func (db *DB) CommitEnv(ctx context.Context, c *store.Commit) error {
 		c.EnvID, c.EnvID); err != nil {
 		return sqlErr(op, err)
 	}
+	if err := db.keepHistory(ctx, tx, c); err != nil {
+		return sqlErr(op, err)
+	}
 	return sqlErr(op, tx.Commit())
 }
 

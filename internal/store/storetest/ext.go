@@ -86,8 +86,24 @@ func testEnvHead(t *testing.T, s store.Store) {
 		Rotate: &store.Rotation{Epoch: 2, WrappedEK: rnd(74)}, At: now}), "rotate")
 	h, err = s.EnvHead(ctx, e.ID, m.ID, m.Verifier)
 	must(t, err, "head after rotation")
-	if h.Epoch != 2 || h.MachineWrap != nil || !h.MachineLive {
+	if h.Epoch != 2 || h.MachineWrap != nil || !h.MachineLive || h.AccessRaw != nil || h.AccessSig != nil {
 		t.Fatalf("after a rotation without a wrap for the machine: %+v", h)
+	}
+	// The head carries the current epoch's allowed set, and only that one: not another epoch's,
+	// not another env's, not another kind.
+	put := func(kind, key string, raw []byte) {
+		must(t, s.PutSigned(ctx, &store.SignedObject{AccountID: a.ID, Kind: kind, Key: key, Version: 1, Raw: raw, Sig: rnd(64), UpdatedAt: now}), "put signed "+key)
+	}
+	put(store.EnvAccessKind, store.EnvAccessKey(e.ID, 1), rnd(40))
+	put(store.EnvAccessKind, store.EnvAccessKey(rnd(16), 2), rnd(40))
+	put("other-kind", store.EnvAccessKey(e.ID, 2), rnd(40))
+	if h, err = s.EnvHead(ctx, e.ID, nil, nil); err != nil || h.AccessRaw != nil {
+		t.Fatalf("head with only other epochs', envs' and kinds' objects: %+v, %v", h, err)
+	}
+	access := rnd(40)
+	put(store.EnvAccessKind, store.EnvAccessKey(e.ID, 2), access)
+	if h, err = s.EnvHead(ctx, e.ID, nil, nil); err != nil || !bytes.Equal(h.AccessRaw, access) || len(h.AccessSig) != 64 {
+		t.Fatalf("head with the epoch's allowed set: %+v, %v", h, err)
 	}
 	if live, err := s.MachineLive(ctx, m.ID, m.Verifier); err != nil || !live {
 		t.Fatalf("machine live: %v %v", live, err)

@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Usage", testUsage},
 		{"Invites", testInvites},
 		{"InviteRace", testInviteRace},
+		{"History", testHistory},
+		{"AuditPage", testAuditPage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
