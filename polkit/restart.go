@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // RestartRulesFile is the installed name of the rule that lets the agent restart units
@@ -15,7 +16,7 @@ import (
 const RestartRulesFile = "60-opaquevault-agent-restart.rules"
 
 // safeDir is what a policy directory may be in the rule: an absolute path of plain characters.
-var safeDir = regexp.MustCompile(`^/[A-Za-z0-9_./-]*$`)
+var safeDir = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9_./-]*$`) })
 
 // RestartRules returns the polkit rule (JavaScript) that lets user, the agent's User=, call
 // systemd's TryRestartUnit and ReloadOrTryRestartUnit (action org.freedesktop.systemd1.manage-units,
@@ -23,10 +24,10 @@ var safeDir = regexp.MustCompile(`^/[A-Za-z0-9_./-]*$`)
 // restart policy NAME.service.conf for it. Anything else is left to the other rules (for the
 // agent's user: denied). polkitd runs the rule as its own user, with /usr/bin/test for the check.
 func RestartRules(user, dir string) ([]byte, error) {
-	if len(user) > 32 || !userName.MatchString(user) {
+	if len(user) > 32 || !userName().MatchString(user) {
 		return nil, fmt.Errorf("render polkit restart rule: user name %q not allowed", user)
 	}
-	if !safeDir.MatchString(dir) || filepath.Clean(dir) != dir || strings.Contains(dir, "..") {
+	if !safeDir().MatchString(dir) || filepath.Clean(dir) != dir || strings.Contains(dir, "..") {
 		return nil, fmt.Errorf("render polkit restart rule: directory %q not allowed", dir)
 	}
 	r := strings.NewReplacer("@USER@", strconv.Quote(user), "@DIR@", strconv.Quote(dir+"/"))
