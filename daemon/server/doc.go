@@ -10,7 +10,7 @@
 // What the server checks, it checks without keys: lengths and headers of wrapped keys and records,
 // manifests parsed with internal/envelope and matched against the stored records, and Ed25519
 // signatures of manifests and grants against the account's public signing key. It must never
-// import internal/vault (the decryption code); deps_test.go fails the build if it does.
+// import internal/vault (the decryption code); internal/testutil/layering_test.go fails the build if it does.
 //
 // [Main] is the whole program; cmd/ov-server only wires it to the process.
 package server
