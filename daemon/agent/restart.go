@@ -20,7 +20,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/opaquevault/opaquevault/internal/envelope"
+	ovnames "github.com/opaquevault/opaquevault/internal/names"
 )
 
 // DefaultRestartDir holds the restart policies, one file per unit: UNIT.conf.
@@ -181,9 +181,9 @@ func ParseRestartPolicy(unit string, r io.Reader) (*RestartPolicy, error) {
 		var err error
 		switch k {
 		case "app":
-			p.App, err = envelope.NormalizeName(v)
+			p.App, err = ovnames.NormalizeScope("app", v)
 		case "env":
-			p.Env, err = envelope.NormalizeName(v)
+			p.Env, err = ovnames.NormalizeScope("env", v)
 		case "names":
 			err = p.parseNames(v)
 		case "action":
@@ -225,9 +225,8 @@ func (p *RestartPolicy) parseNames(v string) error {
 		return nil
 	}
 	for _, n := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-		n, err := envelope.NormalizeName(n)
-		if err != nil {
-			return fmt.Errorf("secret name: %w", err)
+		if err := ovnames.Secret(n); err != nil {
+			return err
 		}
 		p.Names = append(p.Names, n)
 	}

@@ -30,8 +30,8 @@ import (
 	"syscall"
 	"unicode"
 
-	"github.com/opaquevault/opaquevault/internal/envelope"
 	"github.com/opaquevault/opaquevault/internal/localapi"
+	"github.com/opaquevault/opaquevault/internal/names"
 	"github.com/opaquevault/opaquevault/internal/sd"
 	"github.com/opaquevault/opaquevault/polkit"
 	"github.com/opaquevault/opaquevault/units"
@@ -264,10 +264,10 @@ func (o *Options) normalize() error {
 		return invalid("install agent: --machine-key %q must be an absolute path", o.MachineKey)
 	}
 	var err error
-	if o.App, err = envelope.NormalizeName(o.App); err != nil {
+	if o.App, err = names.NormalizeScope("app", o.App); err != nil {
 		return invalid("install agent: --app: %v", err)
 	}
-	if o.Env, err = envelope.NormalizeName(o.Env); err != nil {
+	if o.Env, err = names.NormalizeScope("env", o.Env); err != nil {
 		return invalid("install agent: --env: %v", err)
 	}
 	for flag, v := range map[string]string{"--app": o.App, "--env": o.Env, "--machine-key": o.MachineKey, "--binary": o.Binary, "--server": o.Server} {

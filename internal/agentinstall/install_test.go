@@ -316,7 +316,7 @@ func TestInstallRefuses(t *testing.T) {
 		{"unknown user", func(o *agentinstall.Options) { o.User = "nosuch" }, `no user "nosuch"`},
 		{"no key", func(o *agentinstall.Options) { o.MachineKey = "" }, "--machine-key is required"},
 		{"relative key", func(o *agentinstall.Options) { o.MachineKey = "etc/ov/myapp.key" }, "absolute path"},
-		{"newline in app", func(o *agentinstall.Options) { o.App = "a\nExecStartPre=/bin/sh" }, "control character"},
+		{"newline in app", func(o *agentinstall.Options) { o.App = "a\nExecStartPre=/bin/sh" }, "use letters, digits"}, // internal/names refuses it before the unit-file check
 		{"bad credential name", func(o *agentinstall.Options) { o.Credential = "a/b" }, "credential name"},
 		{"relative binary", func(o *agentinstall.Options) { o.Binary = "ov" }, "absolute path"},
 	} {
