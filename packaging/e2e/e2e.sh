@@ -572,7 +572,7 @@ restart_on_change() {
 restart_not_on_other() {
   local before t0
   before=$(invocation); t0=$(ct date +%s); sleep 1; fresh_seen
-  set_secret GREETING "${EXPECT[GREETING]}" || return 1   # a new version of a name myapp does not use
+  set_secret GREETING 'a greeting changed by the e2e run' || return 1   # a name myapp does not use
   wait_for 15 eval "agent_log_since $t0 -o cat OV_UNIT=myapp.service | grep -q 'does not list; not restarted'" ||
     { echo "no 'not restarted' in the agent's journal: $(agent_log_since "$t0" -o cat | tail -n 3 | tr '\n' ' ')"; return 1; }
   sleep 3
@@ -582,6 +582,7 @@ restart_restore() {
   local r=0
   fresh_seen
   set_secret DATABASE_URL "${EXPECT[DATABASE_URL]}" || r=1
+  set_secret GREETING "${EXPECT[GREETING]}" || r=1
   [ $r = 0 ] && wait_for 15 seen_written && wait_for 10 active myapp.service && env_is "$(cpath "$SEEN")" -only "${CUT_NAMES[@]}" || r=1
   ct rm -f "$RESTART_POLICY"; ct systemctl restart ov-agent.service
   return $r
@@ -592,7 +593,7 @@ if [ $CUT_OK = 1 ] && [ $AGENT_OK = 1 ] && active ov-agent.service && active mya
     check "ov secret set DATABASE_URL: myapp.service restarts within seconds with the new value; the journal says why, no value" -- restart_on_change
     check "ov secret set GREETING (not in the policy): nothing restarts" -- restart_not_on_other
   fi
-  check "restart policy removed, DATABASE_URL restored: myapp.service has the guide's values again" -- restart_restore
+  check "restart policy removed, DATABASE_URL and GREETING restored: myapp.service has the guide's values again" -- restart_restore
 else
   fail "restarts through systemd: not run, the cut-over or the agent failed"
 fi
