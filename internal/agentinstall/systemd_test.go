@@ -264,7 +264,7 @@ func TestUnderSystemd(t *testing.T) {
 	}
 
 	out = must("uninstall", "/usr/bin/ov", "agent", "uninstall")
-	expect("uninstall", out, `removed=4`)
+	expect("uninstall", out, `removed=6 `) // units (agent, its socket, the credentials socket), bus policy, polkit restart rule, rendezvous
 	s, _ = ct("systemctl", "is-enabled", "ov-agent.socket")
 	if !strings.Contains(s, "No such file") && !strings.Contains(s, "not-found") && s != "disabled" {
 		t.Errorf("after uninstall: is-enabled %q", s)
