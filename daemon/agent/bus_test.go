@@ -96,17 +96,7 @@ func TestBusWithoutPolkit(t *testing.T) {
 // install has no polkit rule for it), and another unprivileged uid may not.
 func TestBusOwnerMayLock(t *testing.T) {
 	needRoot(t)
-	dir := polkittest.TempDir(t, "ov-buspolicy-")
-	bp, err := policyfiles.BusPolicy("nobody")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pf := filepath.Join(dir, policyfiles.BusPolicyFile)
-	if err := os.WriteFile(pf, bp, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bus := polkittest.StartBus(t, polkittest.BusOptions{Strict: true, Include: []string{pf}})
-	bus.StartPolkitd(t, map[string][]byte{policyfiles.PolicyFile: policyfiles.Policy()})
+	bus := systemBusWithPolkit(t, "nobody")
 	p := startAgent(t, agentOpts{uid: nobody, key: key1, env: []string{"OV_BUS=system", "DBUS_SYSTEM_BUS_ADDRESS=" + bus.Address}})
 	p.waitNotify(t, "READY=1")
 	p.waitLog(t, "D-Bus object exported")
@@ -132,17 +122,7 @@ func TestBusOwnerMayLock(t *testing.T) {
 // and Lock, and StateChanged is emitted.
 func TestBusWithPolkit(t *testing.T) {
 	needRoot(t)
-	dir := polkittest.TempDir(t, "ov-buspolicy-")
-	bp, err := policyfiles.BusPolicy("root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pf := filepath.Join(dir, policyfiles.BusPolicyFile)
-	if err := os.WriteFile(pf, bp, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bus := polkittest.StartBus(t, polkittest.BusOptions{Strict: true, Include: []string{pf}})
-	bus.StartPolkitd(t, map[string][]byte{policyfiles.PolicyFile: policyfiles.Policy()})
+	bus := systemBusWithPolkit(t, "root")
 	p := startAgent(t, agentOpts{uid: 0, key: key1, env: []string{"OV_BUS=system", "DBUS_SYSTEM_BUS_ADDRESS=" + bus.Address}})
 	p.waitNotify(t, "READY=1")
 	p.waitLog(t, "D-Bus object exported")
@@ -223,4 +203,22 @@ func TestBusPolicyOwnership(t *testing.T) {
 	if busErrName(err) != "org.freedesktop.DBus.Error.AccessDenied" {
 		t.Errorf("Properties.GetAll: %v, want AccessDenied from the bus", err)
 	}
+}
+
+// systemBusWithPolkit starts a private system bus with the system's default-deny policy plus the
+// rendered com.opaquevault.Agent1.conf for the agent's user, and a real polkitd with the project's
+// policy on it.
+func systemBusWithPolkit(t *testing.T, user string) *polkittest.Bus {
+	t.Helper()
+	bp, err := policyfiles.BusPolicy(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(polkittest.TempDir(t, "ov-buspolicy-"), policyfiles.BusPolicyFile)
+	if err := os.WriteFile(pf, bp, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bus := polkittest.StartBus(t, polkittest.BusOptions{Strict: true, Include: []string{pf}})
+	bus.StartPolkitd(t, map[string][]byte{policyfiles.PolicyFile: policyfiles.Policy()})
+	return bus
 }

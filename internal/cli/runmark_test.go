@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/opaquevault/opaquevault/internal/sd"
+	"github.com/opaquevault/opaquevault/internal/testutil"
 )
 
 // TestRunMarkJournal runs a real systemd-journald in a private mount namespace and checks, with
@@ -26,38 +27,8 @@ func TestRunMarkJournal(t *testing.T) {
 	if os.Getenv("OV_RUNMARK_INNER") != "" {
 		t.Skip("the outer test")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root for a private mount namespace")
-	}
-	const journald = "/lib/systemd/systemd-journald"
-	if _, err := os.Stat(journald); err != nil {
-		t.Skip("skipping: systemd-journald not installed (Debian package systemd)")
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skip("skipping: unshare not installed (util-linux)")
-	}
-	if _, err := exec.LookPath("journalctl"); err != nil {
-		t.Skip("skipping: journalctl not installed")
-	}
-	self, _ := os.Executable()
-	script := `set -e
-mount -t tmpfs tmpfs /run
-mkdir -p /run/systemd/journal /var/log/journal
-mount -t tmpfs tmpfs /var/log/journal
-` + journald + ` &
-JP=$!
-i=0; while [ ! -S /run/systemd/journal/stdout ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
-rc=0
-"$0" -test.run='^TestRunMarkInner$' -test.v || rc=$?
-kill $JP
-wait $JP || true
-exit $rc`
-	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script, self)
-	cmd.Env = append(os.Environ(), "OV_RUNMARK_INNER=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestRunMarkInner") {
-		t.Fatalf("inner test: %v\n%s", err, out)
+	if out := testutil.InPrivateJournal(t, "TestRunMarkInner", "OV_RUNMARK_INNER=1"); !strings.Contains(out, "--- PASS: TestRunMarkInner") {
+		t.Fatalf("inner test did not pass:\n%s", out)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/opaquevault/opaquevault/internal/sd"
+	"github.com/opaquevault/opaquevault/internal/testutil"
 )
 
 const helperEnv = "OV_SD_TEST_HELPER"
@@ -311,40 +312,7 @@ func TestLoggerText(t *testing.T) {
 // JOURNAL_STREAM set (as systemd does for a service), and queries the entry
 // back by its OV_ fields with journalctl.
 func TestLoggerJournal(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root for a private mount namespace")
-	}
-	const journald = "/lib/systemd/systemd-journald"
-	if _, err := os.Stat(journald); err != nil {
-		t.Skip("skipping: systemd-journald not installed (Debian package systemd)")
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skip("skipping: unshare not installed (util-linux)")
-	}
-	if _, err := exec.LookPath("journalctl"); err != nil {
-		t.Skip("skipping: journalctl not installed")
-	}
-	self, _ := os.Executable()
-	script := `set -e
-mount -t tmpfs tmpfs /run
-mkdir -p /run/systemd/journal /var/log/journal
-mount -t tmpfs tmpfs /var/log/journal
-` + journald + ` &
-JP=$!
-i=0; while [ ! -S /run/systemd/journal/stdout ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
-rc=0
-"$0" -test.run='^TestJournalReceiver$' -test.v || rc=$?
-kill $JP
-wait $JP || true
-exit $rc`
-	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script, self)
-	cmd.Env = append(os.Environ(), "OV_JOURNAL_RECEIVER=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("journal test: %v\n%s", err, out)
-	}
-	s := string(out)
+	s := testutil.InPrivateJournal(t, "TestJournalReceiver", "OV_JOURNAL_RECEIVER=1")
 	for _, want := range []string{"MESSAGE=hello journal", "OV_PEER_UID=1000", "OV_APP=myapp", "PRIORITY=6", "SYSLOG_IDENTIFIER=sd.test", "_TRANSPORT=journal", "hooked=true"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("journal entry lacks %q:\n%s", want, s)
