@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,8 +66,23 @@ func (p *RestartPolicy) Uses(name string) bool {
 	return ok
 }
 
-// unitRe is what a unit name may be: no path separators, no spaces, a .service suffix.
-var unitRe = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]{1,240}\.service$`)
+// validUnit reports whether unit is what a unit name may be here: 1 to 240 of [A-Za-z0-9:_.@\-]
+// (no path separators, no spaces) and a .service suffix. (A regexp with {1,240} would be compiled
+// at start-up by every ov command, at ~0.6 ms.)
+func validUnit(unit string) bool {
+	stem, ok := strings.CutSuffix(unit, ".service")
+	if !ok || len(stem) < 1 || len(stem) > 240 {
+		return false
+	}
+	for i := 0; i < len(stem); i++ {
+		switch c := stem[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', strings.IndexByte(":_.@\\-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // errRestartPolicy marks a policy file that is refused.
 var errRestartPolicy = errors.New("invalid restart policy")
@@ -130,7 +144,7 @@ func rootOwnedOnly(f *os.File) error {
 
 func loadPolicy(path string) (*RestartPolicy, error) {
 	unit := strings.TrimSuffix(filepath.Base(path), ".conf")
-	if !unitRe.MatchString(unit) {
+	if !validUnit(unit) {
 		return nil, fmt.Errorf("load restart policy %s: %q is not a service unit name (NAME.service.conf): %w", path, unit, errRestartPolicy)
 	}
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
@@ -154,7 +168,7 @@ func loadPolicy(path string) (*RestartPolicy, error) {
 
 // ParseRestartPolicy parses the text of unit's policy file.
 func ParseRestartPolicy(unit string, r io.Reader) (*RestartPolicy, error) {
-	if !unitRe.MatchString(unit) {
+	if !validUnit(unit) {
 		return nil, fmt.Errorf("%q is not a service unit name: %w", unit, errRestartPolicy)
 	}
 	p := &RestartPolicy{Unit: unit, Action: RestartAction, Interval: DefaultRestartInterval, Timeout: DefaultRestartTimeout}

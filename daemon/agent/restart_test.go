@@ -37,6 +37,11 @@ timeout = 2m
 	if !p.Uses("DATABASE_URL") || p.Uses("GREETING") {
 		t.Fatal("Uses is wrong")
 	}
+	for _, unit := range []string{"a.service", strings.Repeat("a", 240) + ".service", `x-y_z:1.2@inst\x2d.service`} {
+		if _, err := agent.ParseRestartPolicy(unit, strings.NewReader("app=a\nenv=e\nnames=X\n")); err != nil {
+			t.Errorf("%q: %v", unit, err)
+		}
+	}
 	all, err := agent.ParseRestartPolicy("w@1.service", strings.NewReader("app=a\nenv=e\nnames=*\n"))
 	if err != nil || !all.All || !all.Uses("ANY") || all.Action != agent.RestartAction || all.Interval != agent.DefaultRestartInterval {
 		t.Fatalf("names=*: %+v, %v", all, err)
@@ -51,6 +56,11 @@ timeout = 2m
 		"short interval": {"a.service", "app=a\nenv=e\nnames=X\ninterval=10ms\n"},
 		"not a service":  {"a.socket", "app=a\nenv=e\nnames=X\n"},
 		"path in unit":   {"../a.service", "app=a\nenv=e\nnames=X\n"},
+		"space in unit":  {"a b.service", "app=a\nenv=e\nnames=X\n"},
+		"empty stem":     {".service", "app=a\nenv=e\nnames=X\n"},
+		"stem too long":  {strings.Repeat("a", 241) + ".service", "app=a\nenv=e\nnames=X\n"},
+		"non-ASCII unit": {"é.service", "app=a\nenv=e\nnames=X\n"},
+		"newline":        {"a\n.service", "app=a\nenv=e\nnames=X\n"},
 	} {
 		if _, err := agent.ParseRestartPolicy(tc.unit, strings.NewReader(tc.text)); err == nil {
 			t.Errorf("%s: accepted", name)
