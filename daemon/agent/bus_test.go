@@ -71,6 +71,14 @@ func TestBusWithoutPolkit(t *testing.T) {
 	if strings.Join(methods, ",") != "Lock,Reload,Status" || len(iface.Signals) != 1 || iface.Signals[0].Name != "StateChanged" {
 		t.Errorf("introspected %+v", iface)
 	}
+	for _, m := range iface.Methods {
+		if m.Name == "Status" && (len(m.Args) != 1 || m.Args[0].Type != "s" || m.Args[0].Direction != "out") {
+			t.Errorf("Status introspected as %+v, want one string out", m)
+		}
+	}
+	if node.Name != string(agent.BusPath) || !slices.ContainsFunc(node.Interfaces, func(i introspect.Interface) bool { return i.Name == "org.freedesktop.DBus.Introspectable" }) {
+		t.Errorf("introspected node %q with %d interfaces", node.Name, len(node.Interfaces))
+	}
 
 	var s string
 	if err := obj.Call(agent.BusInterface+".Status", 0).Store(&s); err != nil || s != "unlocked: myapp/production" {
