@@ -89,14 +89,47 @@ func ReadSecretFile(path string, opts ReadOptions) (*secmem.Buf, error) {
 	return readSecret(path, opts)
 }
 
+// ReadPrivateFile is [ReadSecretFile] for files that must be private but hold nothing secret in
+// the clear (the offline cache's ciphertext, rollback floors): the same checks, into ordinary
+// memory, which spares the locked mapping of a secret. The default What is "file".
+func ReadPrivateFile(path string, opts ReadOptions) ([]byte, error) {
+	if opts.What == "" {
+		opts.What = "file"
+	}
+	var b []byte
+	err := readChecked(path, opts, func(n int) ([]byte, error) {
+		b = make([]byte, n)
+		return b, nil
+	})
+	return b, err
+}
+
 func readSecret(path string, o ReadOptions) (*secmem.Buf, error) {
+	var buf *secmem.Buf
+	err := readChecked(path, o, func(n int) ([]byte, error) {
+		var err error
+		if buf, err = secmem.New(n); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	})
+	if err != nil && buf != nil {
+		buf.Destroy()
+		buf = nil
+	}
+	return buf, err
+}
+
+// readChecked opens path, checks the file and the directories above it, and reads the whole file
+// into the memory alloc returns for its size.
+func readChecked(path string, o ReadOptions, alloc func(n int) ([]byte, error)) error {
 	op := "read " + o.What
 	fail := func(sentinel error, cause error, format string, args ...any) error {
 		return &FileError{Op: op, Path: path, Detail: fmt.Sprintf(format, args...), Err: sentinel, Cause: cause}
 	}
 	dir, base, ok := splitPath(path)
 	if !ok {
-		return nil, fail(nil, nil, "path does not name a file")
+		return fail(nil, nil, "path does not name a file")
 	}
 	uid := os.Geteuid()
 	if o.uidSet {
@@ -105,7 +138,7 @@ func readSecret(path string, o ReadOptions) (*secmem.Buf, error) {
 
 	dirfd, err := openDir(dir, false)
 	if err != nil {
-		return nil, openError(op, path, dir, true, err)
+		return openError(op, path, dir, true, err)
 	}
 	defer unix.Close(dirfd)
 	var fd int
@@ -119,11 +152,11 @@ func readSecret(path string, o ReadOptions) (*secmem.Buf, error) {
 			time.Sleep(time.Millisecond)
 		}
 		if fd, err = openFileAt(dirfd, base); err != nil {
-			return nil, openError(op, path, dir, false, err)
+			return openError(op, path, dir, false, err)
 		}
 		if err := unix.Fstat(fd, &st); err != nil {
 			unix.Close(fd)
-			return nil, fail(nil, err, "fstat: %v", err)
+			return fail(nil, err, "fstat: %v", err)
 		}
 		if st.Nlink != 0 || try == 20 {
 			break
@@ -133,34 +166,31 @@ func readSecret(path string, o ReadOptions) (*secmem.Buf, error) {
 	defer unix.Close(fd)
 	if e := checkFile(fd, &st, uint32(uid), o); e != nil {
 		e.Op, e.Path = op, path
-		return nil, e
+		return e
 	}
 	if e := checkDirs(dirfd, dir, uint32(uid)); e != nil {
 		e.Op, e.Path = op, path
-		return nil, e
+		return e
 	}
 
-	size := int(st.Size)
-	buf, err := secmem.New(size)
+	b, err := alloc(int(st.Size))
 	if err != nil {
-		return nil, fail(nil, err, "%v", err)
+		return fail(nil, err, "%v", err)
 	}
-	if err := readFull(fd, buf.Bytes()); err != nil {
-		buf.Destroy()
+	if err := readFull(fd, b); err != nil {
 		if errors.Is(err, errShort) {
-			return nil, fail(ErrWrongSize, nil, "changed size while being read")
+			return fail(ErrWrongSize, nil, "changed size while being read")
 		}
-		return nil, fail(nil, err, "read: %v", err)
+		return fail(nil, err, "read: %v", err)
 	}
 	// The size was checked on the descriptor; a file that grew since is refused.
 	var extra [1]byte
 	n, err := readRetry(fd, extra[:])
 	extra[0] = 0
 	if n != 0 || err != nil {
-		buf.Destroy()
-		return nil, fail(ErrWrongSize, err, "changed size while being read")
+		return fail(ErrWrongSize, err, "changed size while being read")
 	}
-	return buf, nil
+	return nil
 }
 
 // splitPath returns the directory and the last element of path, refusing

@@ -381,3 +381,32 @@ func TestReadSecretFileReplacedWhileRead(t *testing.T) {
 		b.Destroy()
 	}
 }
+
+// ReadPrivateFile applies the checks of a secret file (mode, owner, symlinks, size, unsafe
+// directories); only the memory it reads into differs.
+func TestReadPrivateFile(t *testing.T) {
+	uid, gid := me()
+	dir := testDir(t)
+	data := []byte("ciphertext and floors\n")
+	p := makeFile(t, filepath.Join(dir, "state"), data, 0o600, uid, gid)
+	b, err := ReadPrivateFile(p, ReadOptions{What: "state file"})
+	if err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("ReadPrivateFile = %q, %v", b, err)
+	}
+	open := makeFile(t, filepath.Join(dir, "open"), data, 0o644, uid, gid)
+	_, err = ReadPrivateFile(open, ReadOptions{What: "state file"})
+	wantErr(t, err, ErrBadMode, "read state file "+open+": mode 0644 is too open")
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(p, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadPrivateFile(link, ReadOptions{})
+	wantErr(t, err, ErrSymlink, "read file "+link)
+	_, err = ReadPrivateFile(p, ReadOptions{MaxSize: 3})
+	wantErr(t, err, ErrWrongSize, "want at most 3")
+	if os.Geteuid() == 0 {
+		theirs := makeFile(t, filepath.Join(dir, "theirs"), data, 0o600, nobody, nobody)
+		_, err = ReadPrivateFile(theirs, ReadOptions{})
+		wantErr(t, err, ErrWrongOwner)
+	}
+}

@@ -86,15 +86,14 @@ func (c *Cache) save(mk *vault.MachineKey, appName, envName string, e *cacheEntr
 
 // loadEntry reads the file at p and returns its entry once its MAC verifies.
 func (c *Cache) loadEntry(mk *vault.MachineKey, appName, envName, p string) ([]byte, error) {
-	buf, err := credentials.ReadSecretFile(p, credentials.ReadOptions{MaxSize: 64 << 20, What: "cache file"})
+	// Ciphertext and signed data only: ordinary memory, but the checks of a secret file.
+	b, err := credentials.ReadPrivateFile(p, credentials.ReadOptions{MaxSize: 64 << 20, What: "cache file"})
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w for %s/%s in %s", ErrNoCache, appName, envName, c.Dir)
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer buf.Destroy()
-	b := buf.Bytes()
 	if !bytes.HasPrefix(b, []byte(cacheMagic)) || len(b) < len(cacheMagic)+len(fetchedLayout)+sha256.Size {
 		return nil, fmt.Errorf("read cache file %s: not of format %q: %w", p, cacheMagic[:len(cacheMagic)-1], vault.ErrBadCacheMAC)
 	}
@@ -102,7 +101,7 @@ func (c *Cache) loadEntry(mk *vault.MachineKey, appName, envName, p string) ([]b
 	if err := mk.VerifyCacheMAC(appName, envName, entry, mac); err != nil {
 		return nil, fmt.Errorf("read cache file %s: %w", p, err)
 	}
-	return bytes.Clone(entry), nil
+	return entry, nil
 }
 
 func (c *Cache) load(mk *vault.MachineKey, appName, envName string) (*cacheEntry, error) {

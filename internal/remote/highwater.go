@@ -33,15 +33,14 @@ func OpenHighWater(path string) (*HighWater, error) {
 	if path == "" {
 		return h, nil
 	}
-	buf, err := credentials.ReadSecretFile(path, credentials.ReadOptions{MaxSize: 16 << 20})
+	b, err := credentials.ReadPrivateFile(path, credentials.ReadOptions{MaxSize: 16 << 20, What: "state file"})
 	if errors.Is(err, fs.ErrNotExist) {
 		return h, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read rollback state: %w", err)
 	}
-	defer buf.Destroy()
-	if err := json.Unmarshal(buf.Bytes(), &h.m); err != nil {
+	if err := json.Unmarshal(b, &h.m); err != nil {
 		return nil, fmt.Errorf("read rollback state %s: %v", path, err)
 	}
 	return h, nil
