@@ -91,10 +91,11 @@ func (m *Memo) get(key [sha256.Size]byte, floor uint64) (*Env, bool) {
 		return nil, false
 	}
 	out := &Env{AppID: e.appID, EnvID: e.envID, AppName: e.appName, EnvName: e.envNm, Epoch: e.epoch, Seq: e.seq, UpdatedAt: e.updatedAt}
-	var slab []byte
-	if n := e.ends[len(e.ends)-1:]; len(n) == 1 {
-		slab = make([]byte, n[0])
-		copy(slab, vals[:n[0]])
+	var slab []byte // one copy of every value, which the caller's Env.Wipe clears
+	if len(e.ends) > 0 {
+		n := e.ends[len(e.ends)-1]
+		slab = make([]byte, n)
+		copy(slab, vals[:n])
 	}
 	out.Secrets = make([]Secret, len(e.names))
 	start := 0
