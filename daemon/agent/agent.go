@@ -408,6 +408,11 @@ func (a *agentState) statusText() string {
 func (a *agentState) status() *localapi.Status {
 	a.keyMu.RLock()
 	defer a.keyMu.RUnlock()
+	return a.statusLocked()
+}
+
+// statusLocked is status for a caller that holds keyMu.
+func (a *agentState) statusLocked() *localapi.Status {
 	s := &localapi.Status{
 		State:    localapi.StateLocked,
 		App:      a.cfg.App,

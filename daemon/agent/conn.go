@@ -43,6 +43,11 @@ func (a *agentState) handle(ctx context.Context, c net.Conn, peer peercred.Peer,
 	}
 	defer clear(p) // UNLOCK frames hold keys
 	req, err := localapi.ParseRequest(p)
+	if err == nil && req.Op == localapi.OpRun && runOff.Load() {
+		log.Info("malformed request")
+		a.reply(c, log, 0, unknownOpAnswer(req.Op))
+		return
+	}
 	if err != nil {
 		log.WithError(err).Info("malformed request")
 		a.reply(c, log, 0, &localapi.Response{Err: localapi.Errorf(localapi.CodeBadRequest, "%v", err)})
@@ -127,6 +132,8 @@ func (a *agentState) dispatch(ctx context.Context, log *logrus.Entry, peer peerc
 		return a.read(ctx, log, req)
 	case localapi.OpScopes, localapi.OpInfo, localapi.OpGenerate:
 		return a.more(ctx, log, req), nil
+	case localapi.OpRun:
+		return a.run(ctx, log, req)
 	}
 	return &localapi.Response{Err: localapi.Errorf(localapi.CodeBadRequest, "unknown request %s", req.Op)}, nil
 }
@@ -340,7 +347,7 @@ func uitoa(v uint32) string {
 	return string(b[i:])
 }
 
-// limited takes a token from uid's bucket for LIST, GET, SCOPES, INFO, GENERATE and every refused
+// limited takes a token from uid's bucket for LIST, GET, RUN (one token: it is one request), SCOPES, INFO, GENERATE and every refused
 // request; it reports false (and when to retry) when there is none.
 func (a *agentState) limited(uid uint32, op localapi.Op, authorized bool) (bool, time.Duration) {
 	if authorized && (op == localapi.OpStatus || op == localapi.OpLock || op == localapi.OpUnlock) {

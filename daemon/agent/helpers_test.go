@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,6 +150,9 @@ func serveHelper() int {
 	if os.Getenv("OV_RATE") == "off" {
 		cfg.Rate = agent.Rate{PerMinute: -1}
 	}
+	if os.Getenv("OV_NO_RUN") == "1" {
+		agent.DisableRunForTest() // answer RUN as an agent older than RUN
+	}
 	cfg.Limits = limitsFromEnv()
 	if os.Getenv("OV_BUS") == "system" {
 		cfg.Bus = agent.BusSystem
@@ -203,6 +207,37 @@ func clientHelper() int {
 			fmt.Printf("ok digest=%s\n", digest(r.Secrets))
 			r.Wipe()
 		}
+	case "run":
+		// RUN: OV_NAMES (empty: every secret) of OV_REQ_APP (default myapp)/production.
+		var r *localapi.Response
+		var names []string
+		if n := os.Getenv("OV_NAMES"); n != "" {
+			names = strings.Split(n, ",")
+		}
+		app := cmp.Or(os.Getenv("OV_REQ_APP"), "myapp")
+		if r, err = c.Run(ctx, app, "production", names); err == nil {
+			if names == nil {
+				slices.SortFunc(r.Secrets, func(x, y localapi.Secret) int { return strings.Compare(x.Name, y.Name) })
+			}
+			fmt.Printf("ok served=%t state=%s scope=%s/%s digest=%s\n", r.Run.Served, r.Status.State, r.Status.App, r.Status.Env, digest(r.Secrets))
+			r.Wipe()
+		} else if errors.Is(err, localapi.ErrUnknownOp) {
+			fmt.Printf("unknown-op %v\n", err)
+			return 0
+		}
+	case "runburst":
+		// RUN until rate limited; report how many were answered before.
+		served := 0
+		for range 40 {
+			var r *localapi.Response
+			if r, err = c.Run(ctx, "myapp", "production", nil); err != nil {
+				break
+			}
+			r.Wipe()
+			served++
+		}
+		fmt.Printf("served=%d code=%s\n", served, localapi.CodeOf(err))
+		return 0
 	default:
 		fmt.Println("unknown op", op)
 		return 2

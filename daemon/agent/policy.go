@@ -37,6 +37,14 @@ func (a *agentState) afterAnswer(log *logrus.Entry, peer peercred.Peer, req *loc
 			a.countDistinct(log, peer.UID, app, env, req.Names)
 		}
 		a.used()
+	case localapi.OpRun:
+		if resp.Run == nil || !resp.Run.Served {
+			return // locked, or another scope: nothing was read
+		}
+		if app, env, err := normalizeScope(req.App, req.Env); err == nil {
+			a.countDistinct(log, peer.UID, app, env, secretNames(resp.Secrets))
+		}
+		a.used()
 	case localapi.OpList, localapi.OpUnlock:
 		a.used()
 	}

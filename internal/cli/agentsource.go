@@ -44,6 +44,7 @@ func (a *App) agentOpener(log *logrus.Entry, maxAge time.Duration) agent.Opener 
 				mk.Wipe()
 				return nil, err
 			}
+			r.Memo = remote.NewMemo() // verify and decrypt each state once; wiped with the key
 			return &machineSource{log: log, mk: mk, r: r}, nil
 		case agent.KeyAccount:
 			cfg, err := a.loggedIn()
@@ -73,7 +74,7 @@ func (a *App) agentOpener(log *logrus.Entry, maxAge time.Duration) agent.Opener 
 			}
 			hw.Soft = true
 			acct := &remote.Account{ID: bytes.Clone(k.AccountID), AKVersion: k.AKVersion, AK: ak, SignPub: bytes.Clone(cfg.SignPub)}
-			return &vaultSource{v: &remote.Vault{Client: cl, Account: acct, HighWater: hw}}, nil
+			return &vaultSource{v: &remote.Vault{Client: cl, Account: acct, HighWater: hw, Memo: remote.NewMemo()}}, nil
 		}
 		return nil, fmt.Errorf("open %s key: not supported by this agent: %w", k.Kind, localapi.ErrDenied)
 	}
@@ -97,7 +98,8 @@ func (s *machineSource) Read(ctx context.Context, app, env string) (*remote.Env,
 	return e, nil
 }
 
-func (s *machineSource) Wipe() { s.mk.Wipe() }
+// Wipe wipes the key and what the memo holds (the agent calls it on lock, idle lock and reload).
+func (s *machineSource) Wipe() { s.r.Memo.Wipe(); s.mk.Wipe() }
 
 type vaultSource struct{ v *remote.Vault }
 
@@ -105,4 +107,5 @@ func (s *vaultSource) Read(ctx context.Context, app, env string) (*remote.Env, e
 	return s.v.Read(ctx, app, env)
 }
 
-func (s *vaultSource) Wipe() { s.v.Account.Wipe() }
+// Wipe wipes the key and what the memo holds (the agent calls it on lock, idle lock and reload).
+func (s *vaultSource) Wipe() { s.v.Memo.Wipe(); s.v.Account.Wipe() }

@@ -52,7 +52,8 @@ func (a *App) readForRun(ctx context.Context, t target, mf machineFlags, u unloc
 
 // readViaAgent reads the secrets from a running, unlocked agent that serves t (ok false: there is
 // none, and the caller falls back to the password). A rendezvous file that fails its checks is an
-// error, never a silent fall-back.
+// error, never a silent fall-back. It asks in one request (RUN); an agent older than RUN is asked
+// with STATUS, LIST and GET.
 func (a *App) readViaAgent(ctx context.Context, t target, names []string) (*remote.Env, bool, error) {
 	ep, err := localapi.Discover()
 	if err != nil {
@@ -62,6 +63,31 @@ func (a *App) readViaAgent(ctx context.Context, t target, names []string) (*remo
 		return nil, false, nil
 	}
 	c := localapi.NewClient(ep)
+	resp, err := c.Run(ctx, t.app, t.env, names)
+	switch {
+	case errors.Is(err, localapi.ErrUnknownOp):
+		a.log.WithField("socket", ep.Socket).Debug("the agent does not know RUN; asking with STATUS, LIST and GET")
+		return a.readViaAgentOld(ctx, c, ep, t, names)
+	case errors.Is(err, localapi.ErrUntrusted):
+		return nil, false, agentErr(err)
+	case errors.Is(err, localapi.ErrUnreachable), errors.Is(err, localapi.ErrDenied):
+		return nil, false, nil
+	case err != nil && names == nil:
+		return nil, false, agentErr(fmt.Errorf("list %s/%s through the agent: %w", t.app, t.env, err))
+	case err != nil:
+		return nil, false, agentErr(fmt.Errorf("run: %w", err))
+	}
+	defer resp.Wipe()
+	if !resp.Run.Served {
+		return nil, false, nil // locked, or serving another env: as STATUS tells
+	}
+	a.log.WithField("socket", ep.Socket).Debug("secrets from the agent (RUN)")
+	return envOf(t, resp), true, nil
+}
+
+// readViaAgentOld is readViaAgent for an agent older than RUN: STATUS, then LIST (without names),
+// then GET.
+func (a *App) readViaAgentOld(ctx context.Context, c *localapi.Client, ep *localapi.Endpoint, t target, names []string) (*remote.Env, bool, error) {
 	st, err := c.Status(ctx)
 	if err != nil {
 		if errors.Is(err, localapi.ErrUntrusted) {
@@ -91,13 +117,18 @@ func (a *App) readViaAgent(ctx context.Context, t target, names []string) (*remo
 		return nil, false, agentErr(fmt.Errorf("run: %w", err))
 	}
 	defer resp.Wipe()
+	a.log.WithField("socket", ep.Socket).Debug("secrets from the agent")
+	return envOf(t, resp), true, nil
+}
+
+// envOf copies the secrets of an agent's answer (which the caller wipes).
+func envOf(t target, resp *localapi.Response) *remote.Env {
 	env := &remote.Env{AppName: t.app, EnvName: t.env}
 	for _, s := range resp.Secrets {
 		env.Secrets = append(env.Secrets, remote.Secret{Name: s.Name, Value: bytes.Clone(s.Value)})
 	}
 	sort.Slice(env.Secrets, func(i, j int) bool { return env.Secrets[i].Name < env.Secrets[j].Name })
-	a.log.WithField("socket", ep.Socket).Debug("secrets from the agent")
-	return env, true, nil
+	return env
 }
 
 // run resolves the program, unlocks, fetches and verifies the secrets, and replaces itself with the

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/opaquevault/opaquevault/daemon/agent"
 	"github.com/opaquevault/opaquevault/daemon/server"
 	"github.com/opaquevault/opaquevault/internal/testutil"
 )
@@ -26,6 +27,9 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"ov": func() {
 			UseTestKDF()
+			if os.Getenv("OV_TEST_AGENT_NO_RUN") == "1" {
+				agent.DisableRunForTest() // an agent started so answers RUN as an older agent does
+			}
 			os.Exit(Main(context.Background(), os.Args[1:], OSStdio()))
 		},
 		"ov-server": func() {

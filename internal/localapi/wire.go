@@ -39,6 +39,7 @@ const (
 	OpScopes   // the (app, env) pairs the agent can open (see wire_more.go)
 	OpInfo     // names, versions and update time of an env, no values
 	OpGenerate // set a secret to a value the agent generates
+	OpRun      // everything `ov run` needs in one round trip (see run.go)
 )
 
 func (o Op) String() string {
@@ -55,12 +56,14 @@ func (o Op) String() string {
 		return "UNLOCK"
 	case OpScopes, OpInfo, OpGenerate:
 		return moreOpNames[o]
+	case OpRun:
+		return "RUN"
 	}
 	return fmt.Sprintf("OP(%d)", uint8(o))
 }
 
-// Request is one request. App and Env are set for LIST and GET, Names for
-// GET, Unlock for UNLOCK.
+// Request is one request. App and Env are set for LIST, GET and RUN, Names
+// for GET (and RUN, where none means every secret), Unlock for UNLOCK.
 type Request struct {
 	Op       Op
 	App, Env string
@@ -184,6 +187,9 @@ type Response struct {
 	Scopes    []Scope
 	Info      *EnvInfo
 	Generated *Generated
+	// Run (RUN): whether the agent served the request; Status and Secrets
+	// are set with it.
+	Run *RunResult
 
 	frame []byte // the received frame, which Secrets point into
 }
@@ -315,7 +321,7 @@ func frame(body func(*encoder)) ([]byte, error) {
 // UNLOCK the frame holds key bytes: clear it after writing.
 func MarshalRequest(r *Request) ([]byte, error) {
 	switch r.Op {
-	case OpStatus, OpLock, OpList, OpGet, OpScopes, OpInfo:
+	case OpStatus, OpLock, OpList, OpGet, OpScopes, OpInfo, OpRun:
 	case OpGenerate:
 		if r.Generate == nil {
 			return nil, errors.New("encode GENERATE: no name")
@@ -334,7 +340,7 @@ func MarshalRequest(r *Request) ([]byte, error) {
 		case OpList:
 			e.str(r.App)
 			e.str(r.Env)
-		case OpGet:
+		case OpGet, OpRun:
 			e.str(r.App)
 			e.str(r.Env)
 			e.count(len(r.Names))
@@ -372,41 +378,18 @@ func MarshalResponse(op Op, r *Response) ([]byte, error) {
 		e.u8(0)
 		switch op {
 		case OpStatus:
-			s := r.Status
-			if s == nil {
-				s = &Status{}
-			}
-			e.str(s.State)
-			e.str(s.App)
-			e.str(s.Env)
-			e.str(s.Key)
-			e.str(s.Fingerprint)
-			e.str(s.Mode)
-			e.u32(s.OwnerUID)
-			e.u32(s.PID)
-			var since int64
-			if !s.Since.IsZero() {
-				since = s.Since.Unix()
-			}
-			e.u64(uint64(since))
-			e.count(len(s.Scopes))
-			for _, sc := range s.Scopes {
-				e.str(sc.App)
-				e.str(sc.Env)
-			}
-			e.str(s.Version)
+			encodeStatus(e, r.Status)
 		case OpList:
 			e.count(len(r.Names))
 			for _, n := range r.Names {
 				e.str(n)
 			}
 		case OpGet:
-			e.count(len(r.Secrets))
-			for _, s := range r.Secrets {
-				e.str(s.Name)
-				e.u64(s.Version)
-				e.bytes(s.Value)
-			}
+			encodeSecrets(e, r.Secrets)
+		case OpRun:
+			encodeStatus(e, r.Status)
+			e.u8(map[bool]uint8{true: 1}[r.Run != nil && r.Run.Served])
+			encodeSecrets(e, r.Secrets)
 		case OpScopes, OpInfo, OpGenerate:
 			encodeMoreResponse(e, op, r)
 		}
@@ -527,7 +510,7 @@ func ParseRequest(p []byte) (*Request, error) {
 	case OpStatus, OpLock:
 	case OpList:
 		r.App, r.Env = d.str("app"), d.str("env")
-	case OpGet:
+	case OpGet, OpRun:
 		r.App, r.Env = d.str("app"), d.str("env")
 		n := d.count("names", 2)
 		r.Names = make([]string, 0, n)
@@ -580,19 +563,7 @@ func ParseResponse(op Op, p []byte) (*Response, error) {
 	}
 	switch op {
 	case OpStatus:
-		s := &Status{}
-		s.State, s.App, s.Env = d.str("state"), d.str("app"), d.str("env")
-		s.Key, s.Fingerprint, s.Mode = d.str("key"), d.str("fingerprint"), d.str("mode")
-		s.OwnerUID, s.PID = d.u32("owner uid"), d.u32("pid")
-		if since := d.u64("since"); since != 0 {
-			s.Since = time.Unix(int64(since), 0)
-		}
-		n := d.count("scopes", 4)
-		for range n {
-			s.Scopes = append(s.Scopes, Scope{App: d.str("app"), Env: d.str("env")})
-		}
-		s.Version = d.str("version")
-		r.Status = s
+		r.Status = decodeStatus(d)
 	case OpList:
 		n := d.count("names", 2)
 		r.Names = make([]string, 0, n)
@@ -600,11 +571,11 @@ func ParseResponse(op Op, p []byte) (*Response, error) {
 			r.Names = append(r.Names, d.str("name"))
 		}
 	case OpGet:
-		n := d.count("secrets", 14)
-		r.Secrets = make([]Secret, 0, n)
-		for range n {
-			r.Secrets = append(r.Secrets, Secret{Name: d.str("name"), Version: d.u64("version"), Value: d.bytes("value")})
-		}
+		r.Secrets = decodeSecrets(d)
+	case OpRun:
+		r.Status = decodeStatus(d)
+		r.Run = &RunResult{Served: d.flag("served")}
+		r.Secrets = decodeSecrets(d)
 	case OpScopes, OpInfo, OpGenerate:
 		decodeMoreResponse(d, op, r)
 	case OpLock, OpUnlock:
@@ -616,4 +587,63 @@ func ParseResponse(op Op, p []byte) (*Response, error) {
 		return nil, d.err
 	}
 	return r, nil
+}
+
+func encodeStatus(e *encoder, s *Status) {
+	if s == nil {
+		s = &Status{}
+	}
+	e.str(s.State)
+	e.str(s.App)
+	e.str(s.Env)
+	e.str(s.Key)
+	e.str(s.Fingerprint)
+	e.str(s.Mode)
+	e.u32(s.OwnerUID)
+	e.u32(s.PID)
+	var since int64
+	if !s.Since.IsZero() {
+		since = s.Since.Unix()
+	}
+	e.u64(uint64(since))
+	e.count(len(s.Scopes))
+	for _, sc := range s.Scopes {
+		e.str(sc.App)
+		e.str(sc.Env)
+	}
+	e.str(s.Version)
+}
+
+func decodeStatus(d *decoder) *Status {
+	s := &Status{}
+	s.State, s.App, s.Env = d.str("state"), d.str("app"), d.str("env")
+	s.Key, s.Fingerprint, s.Mode = d.str("key"), d.str("fingerprint"), d.str("mode")
+	s.OwnerUID, s.PID = d.u32("owner uid"), d.u32("pid")
+	if since := d.u64("since"); since != 0 {
+		s.Since = time.Unix(int64(since), 0)
+	}
+	n := d.count("scopes", 4)
+	for range n {
+		s.Scopes = append(s.Scopes, Scope{App: d.str("app"), Env: d.str("env")})
+	}
+	s.Version = d.str("version")
+	return s
+}
+
+func encodeSecrets(e *encoder, secrets []Secret) {
+	e.count(len(secrets))
+	for _, s := range secrets {
+		e.str(s.Name)
+		e.u64(s.Version)
+		e.bytes(s.Value)
+	}
+}
+
+func decodeSecrets(d *decoder) []Secret {
+	n := d.count("secrets", 14)
+	out := make([]Secret, 0, n)
+	for range n {
+		out = append(out, Secret{Name: d.str("name"), Version: d.u64("version"), Value: d.bytes("value")})
+	}
+	return out
 }

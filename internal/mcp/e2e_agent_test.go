@@ -29,6 +29,7 @@ import (
 
 	"github.com/opaquevault/opaquevault/daemon/server"
 	"github.com/opaquevault/opaquevault/internal/cli"
+	"github.com/opaquevault/opaquevault/internal/localapi"
 	"github.com/opaquevault/opaquevault/internal/mcp"
 	"github.com/opaquevault/opaquevault/internal/mcp/sandbox"
 	"github.com/opaquevault/opaquevault/internal/mcpcmd"
@@ -63,9 +64,15 @@ func TestMain(m *testing.M) {
 }
 
 // probe tries each target: a unix socket to connect to, a file to read, a
-// directory to list. One line per target: "REACHED path" or "blocked path".
+// directory to list, or run:SOCKET, an agent socket to send RUN for
+// myapp/dev (every secret) to, printing "VALUES n" when it answers n values.
+// One line per target: "REACHED path" or "blocked path".
 func probe(targets []string) int {
 	for _, t := range targets {
+		if sock, ok := strings.CutPrefix(t, "run:"); ok {
+			fmt.Println(probeRun(sock), t)
+			continue
+		}
 		reached := false
 		if c, err := net.DialTimeout("unix", t, time.Second); err == nil {
 			c.Close()
@@ -80,6 +87,31 @@ func probe(targets []string) int {
 		fmt.Printf("%s %s\n", map[bool]string{true: "REACHED", false: "blocked"}[reached], t)
 	}
 	return 0
+}
+
+// probeRun sends RUN on the socket itself (no rendezvous or directory
+// checks: an attacker would not make them).
+func probeRun(sock string) string {
+	c, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return "blocked"
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	f, _ := localapi.MarshalRequest(&localapi.Request{Op: localapi.OpRun, App: "myapp", Env: "dev"})
+	if _, err := c.Write(f); err != nil {
+		return "REACHED"
+	}
+	p, err := localapi.ReadFrame(c)
+	if err != nil {
+		return "REACHED"
+	}
+	r, err := localapi.ParseResponse(localapi.OpRun, p)
+	if err != nil || r.Err != nil || len(r.Secrets) == 0 {
+		return "REACHED"
+	}
+	defer r.Wipe()
+	return fmt.Sprintf("VALUES %d REACHED", len(r.Secrets))
 }
 
 // ---- the fixture: a real ov-server, an account, secrets, a running agent ----
@@ -606,14 +638,15 @@ func scenario(f *fixture, tag string) []toolCall {
 			}},
 		// Fork, re-parent, double-fork into a new session, then try the agent's socket and files.
 		{Name: "run_with_secrets", Arguments: dev(map[string]any{"secrets": []string{"TOKEN"}, "command": []string{"sh", "-c", fmt.Sprintf(
-			`( setsid sh -c 'ov-probe %[1]s %[2]s %[3]s %[4]s /etc/ov/agent.socket > %[5]s.tmp; ov agent status >> %[5]s.tmp 2>&1; mv %[5]s.tmp %[5]s' & );`+
+			`( setsid sh -c 'ov-probe %[1]s run:%[1]s %[2]s %[3]s %[4]s /etc/ov/agent.socket > %[5]s.tmp; ov agent status >> %[5]s.tmp 2>&1; mv %[5]s.tmp %[5]s' & );`+
 				` i=0; while [ ! -e %[5]s ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat %[5]s`,
 			filepath.Join(f.rt, "ov", "agent.sock"), filepath.Join(f.home, ".config", "ov", "config"), filepath.Join(f.home, ".local", "state", "ov"),
 			filepath.Join(f.home, ".cache", "ov"), filepath.Join(out, "probe-"+tag))}}),
 			check: func(t *testing.T, r result) {
 				ok(t, r)
 				o := structured[runResult](t, r)
-				if strings.Count(o.Stdout, "blocked ") != 5 || strings.Contains(o.Stdout, "REACHED "+filepath.Join(f.rt)) || strings.Contains(o.Stdout, "REACHED "+filepath.Join(f.home, ".")) {
+				// run:SOCKET: RUN, the one request that answers every value, cannot be sent either.
+				if strings.Count(o.Stdout, "blocked ") != 6 || strings.Contains(o.Stdout, "VALUES") || strings.Contains(o.Stdout, "REACHED "+filepath.Join(f.rt)) || strings.Contains(o.Stdout, "REACHED "+filepath.Join(f.home, ".")) {
 					t.Errorf("the double-forked probe:\n%s", o.Stdout)
 				}
 			}},
@@ -703,8 +736,8 @@ func TestE2ENodeClient(t *testing.T) {
 func TestE2EProbeControl(t *testing.T) {
 	f := setup(t)
 	out, err := f.asUser(exec.Command(filepath.Join(f.bin, "ov-probe"), filepath.Join(f.rt, "ov", "agent.sock"),
-		filepath.Join(f.home, ".config", "ov", "config"), f.keyFile)).Output()
-	if err != nil || strings.Count(string(out), "REACHED") != 3 {
+		"run:"+filepath.Join(f.rt, "ov", "agent.sock"), filepath.Join(f.home, ".config", "ov", "config"), f.keyFile)).Output()
+	if err != nil || strings.Count(string(out), "REACHED") != 4 || !strings.Contains(string(out), "VALUES ") {
 		t.Fatalf("outside the sandbox the probe reaches:\n%s (%v)", out, err)
 	}
 }

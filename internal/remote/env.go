@@ -39,6 +39,9 @@ type Vault struct {
 	Now func() time.Time
 	// MaxAttempts bounds compare-and-swap retries (default 5).
 	MaxAttempts int
+	// Memo, when set, keeps what Read verified (see [Memo]): for a long-running reader (the agent)
+	// whose Read results are never written from. Writes do not use it.
+	Memo *Memo
 }
 
 // Secret is one decrypted secret. Value is the caller's to wipe.
@@ -189,6 +192,13 @@ func (v *Vault) Read(ctx context.Context, appName, envName string) (*Env, error)
 	if err != nil {
 		return nil, err
 	}
+	if v.Memo != nil {
+		st, err := v.Client.Env(ctx, env.EnvID)
+		if err != nil {
+			return nil, fmt.Errorf("fetch %s/%s: %w", app.Name, env.Name, err)
+		}
+		return v.checker().openMemo(v.Memo, app.Name, env.Name, app.AppID, env.EnvID, st, v.ekFor(st))
+	}
 	return v.read(ctx, app, env)
 }
 
@@ -210,11 +220,19 @@ func tampered(what string, err error) error {
 // open verifies an EnvState for the (app, env) the caller asked for by name and decrypts it, with the
 // environment key unwrapped under the account key.
 func (v *Vault) open(appName, envName, appID, envID string, st *api.EnvState) (*Env, error) {
-	chk := checker{accountID: v.Account.ID, signPub: v.Account.SignPub, hw: v.HighWater}
-	return chk.open(appName, envName, appID, envID, st, func(scope vault.Scope) (*vault.EnvKey, error) {
-		return v.Account.AK.UnwrapEnvKey(st.WrappedEK, scope)
-	})
+	return v.checker().open(appName, envName, appID, envID, st, v.ekFor(st))
 }
+
+func (v *Vault) checker() checker {
+	return checker{accountID: v.Account.ID, signPub: v.Account.SignPub, hw: v.HighWater}
+}
+
+func (v *Vault) ekFor(st *api.EnvState) ekSource {
+	return func(scope vault.Scope) (*vault.EnvKey, error) { return v.Account.AK.UnwrapEnvKey(st.WrappedEK, scope) }
+}
+
+// ekSource returns the environment key for a scope (see checker.open).
+type ekSource func(vault.Scope) (*vault.EnvKey, error)
 
 // checker holds what a reader trusts before it looks at a server answer: the account, its pinned
 // signing key and the rollback floors.
@@ -227,12 +245,14 @@ type checker struct {
 	// under exactly this grant, and commit to the environment key it unwraps.
 	machine  *vault.MachineKey
 	grantRaw []byte
+	// wrapTag, for an account-wide machine, identifies the account key wrap it unwrapped (for Memo).
+	wrapTag []byte
 }
 
 // open verifies st (ids, environment key, signed manifest, rollback floor, ek_id, every record) and
 // decrypts it. ekFor returns the environment key for the scope (ids from the answer, names from the
 // request); its wrap binds them, so a key for another environment does not open.
-func (c checker) open(appName, envName, appID, envID string, st *api.EnvState, ekFor func(vault.Scope) (*vault.EnvKey, error)) (*Env, error) {
+func (c checker) open(appName, envName, appID, envID string, st *api.EnvState, ekFor ekSource) (*Env, error) {
 	what := "verify " + appName + "/" + envName
 	if st.AppID != appID || st.EnvID != envID {
 		return nil, tampered(what, errors.New("server answered for another environment"))

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -260,6 +261,8 @@ type MachineReader struct {
 	Offline   bool       // use only the cache
 	MaxAge    time.Duration
 	Now       func() time.Time
+	// Memo, when set, keeps what Read verified (see [Memo]).
+	Memo *Memo
 
 	savedMu sync.Mutex
 	saved   map[string]uint64 // seq last written to the cache per (app, env), by this process
@@ -287,6 +290,7 @@ type trusted struct {
 	grant     *envelope.Grant
 	grantRaw  []byte
 	ak        *vault.AccountKey // account-wide machines only
+	wrapTag   []byte            // account-wide machines: the account key wrap and its version
 }
 
 func (t *trusted) wipe() {
@@ -326,6 +330,7 @@ func (m *MachineReader) verifySelf(self *api.MachineSelf) (*trusted, error) {
 			return nil, tampered("verify machine", err)
 		}
 		t.ak = ak
+		t.wrapTag = binary.BigEndian.AppendUint32(bytes.Clone(self.AccountWrap), self.AKVersion)
 	}
 	return t, nil
 }
@@ -446,11 +451,11 @@ func (t *trusted) accountFloor(appName, envName, appID, envID string) (envelope.
 }
 
 func (m *MachineReader) open(t *trusted, sc envelope.GrantScope, appName, envName, appID, envID string, st *api.EnvState) (*Env, error) {
-	chk := checker{accountID: t.accountID, signPub: t.signPub, hw: m.HighWater, floor: sc.SeqMin}
+	chk := checker{accountID: t.accountID, signPub: t.signPub, hw: m.HighWater, floor: sc.SeqMin, wrapTag: t.wrapTag}
 	if t.ak == nil {
 		chk.machine, chk.grantRaw = m.Key, t.grantRaw
 	}
-	return chk.open(appName, envName, appID, envID, st, func(scope vault.Scope) (*vault.EnvKey, error) {
+	return chk.openMemo(m.Memo, appName, envName, appID, envID, st, func(scope vault.Scope) (*vault.EnvKey, error) {
 		if t.ak != nil {
 			return t.ak.UnwrapEnvKey(st.WrappedEK, scope)
 		}

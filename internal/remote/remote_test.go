@@ -296,9 +296,20 @@ func envState(f func(st *api.EnvState)) func(string, []byte) []byte {
 	}
 }
 
-func TestMisbehavingServerIsRefused(t *testing.T) {
+func TestMisbehavingServerIsRefused(t *testing.T) { misbehaving(t, nil) }
+
+// The same attacks on a reader that keeps what it verified (the agent's Memo), each right after an
+// honest read filled the memo: a new answer is verified in full, never served from memory.
+func TestMisbehavingServerIsRefusedWithMemo(t *testing.T) {
+	m := NewMemo()
+	defer m.Wipe()
+	misbehaving(t, m)
+}
+
+func misbehaving(t *testing.T, memo *Memo) {
 	f := newFixture(t)
 	v := f.vault()
+	v.Memo = memo
 	if _, err := v.Write(bg, "myapp", "production", true, set("DATABASE_URL", "postgres://real", "API_KEY", "real-key")); err != nil {
 		t.Fatal(err)
 	}
@@ -377,6 +388,11 @@ func TestMisbehavingServerIsRefused(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			if memo != nil {
+				if _, err := v.Read(bg, "myapp", "production"); err != nil || memo.Len() == 0 {
+					t.Fatalf("honest read: %v (memo holds %d)", err, memo.Len())
+				}
+			}
 			f.proxy.set(c.modify)
 			defer f.proxy.set(nil)
 			e, err := v.Read(bg, "myapp", "production")
