@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opaquevault/opaquevault/internal/api"
@@ -44,6 +45,7 @@ func (e *envEntry) current(h *store.EnvHead) bool {
 }
 
 type envCache struct {
+	gen   *atomic.Uint64 // Server.gen: an entry is stored only if it did not move since its read began (feed.go)
 	mu    sync.RWMutex
 	m     map[string]*envEntry
 	bytes int
@@ -55,9 +57,12 @@ func (c *envCache) get(id []byte) *envEntry {
 	return c.m[string(id)]
 }
 
-func (c *envCache) put(id []byte, e *envEntry) {
+func (c *envCache) put(gen uint64, id []byte, e *envEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
 	if c.m == nil {
 		c.m = map[string]*envEntry{}
 	}
@@ -77,6 +82,21 @@ func (c *envCache) put(id []byte, e *envEntry) {
 	}
 	c.m[string(id)] = e
 	c.bytes += e.size()
+}
+
+func (c *envCache) drop(id []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.m[string(id)]; old != nil {
+		c.bytes -= old.size()
+		delete(c.m, string(id))
+	}
+}
+
+func (c *envCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m, c.bytes = nil, 0
 }
 
 var seqMarker = []byte(`,"seq":`)

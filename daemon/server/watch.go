@@ -102,7 +102,7 @@ func (s *Server) watchEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) er
 	}
 	// head reads the env head and checks that the caller may still see it, like getEnv.
 	head := func(ctx context.Context) (*store.EnvHead, error) {
-		h, err := s.st.EnvHead(ctx, id, machineID, rc.liveVerifier)
+		h, err := s.envHead(ctx, id, machineID, rc.liveVerifier)
 		if rc.liveVerifier != nil && (err == nil && !h.MachineLive || errors.Is(err, store.ErrNotFound) && !s.machineExists(ctx, m)) {
 			s.machines.drop(m.ID)
 			rc.p, rc.claimed = nil, "machine:"+hexID(m.ID)
