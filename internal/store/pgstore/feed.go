@@ -199,13 +199,13 @@ func (f *feed) heartbeat(ctx context.Context) {
 // listenLoop keeps one listening connection up, reconnecting with backoff.
 func (f *feed) listenLoop(ctx context.Context) {
 	defer f.done.Done()
-	backoff := 50 * time.Millisecond
+	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		listened := f.listen(ctx)
 		f.pid.Store(0)
 		f.stale()
 		if listened {
-			backoff = 50 * time.Millisecond
+			backoff = 100 * time.Millisecond
 		}
 		select {
 		case <-ctx.Done():
