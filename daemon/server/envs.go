@@ -294,6 +294,10 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 	case err != nil:
 		return err
 	}
+	s.forget(store.Change{Kind: store.ChangeEnv, ID: envID})
+	for _, id := range revoke {
+		s.forget(store.Change{Kind: store.ChangeMachine, ID: id})
+	}
 	writeJSON(w, http.StatusOK, &api.CommitResult{Seq: m.Seq})
 	return nil
 }

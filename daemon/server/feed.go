@@ -132,6 +132,12 @@ func (s *Server) changed(ch store.Change) {
 	} else {
 		s.metrics.feedChanges.Inc()
 	}
+	s.forget(ch)
+}
+
+// forget drops what ch names from memory. The handlers of a commit and of a machine's revocation
+// call it themselves before answering, besides waiting for the feed (syncWriter).
+func (s *Server) forget(ch store.Change) {
 	// The generation goes up before anything is dropped: a put that checks it after this cannot
 	// store, and a put that checked it before stored under the lock that drop then takes.
 	s.gen.Add(1)

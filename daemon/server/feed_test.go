@@ -187,20 +187,32 @@ func TestFeedCommitOnAServedByB(t *testing.T) {
 // once notified, on both of its requests.
 func TestFeedRevokedMachineRefusedByB(t *testing.T) {
 	p := newFeedPair(t)
+	// An account-wide machine has no wraps: only its own row announces its deletion.
+	wide := p.u.newMachine(nil, 0)
+	wideB := p.b.client(wide.token)
 	p.warm()
-	if _, err := p.m.c.MachineSelf(bg); err != nil {
-		t.Fatal(err)
+	for _, c := range []*api.Client{p.m.c, wide.c, wideB, wideB} {
+		if _, err := c.MachineSelf(bg); err != nil {
+			t.Fatal(err)
+		}
 	}
-	n0 := notifications(p.b)
-	if err := p.u.c.RevokeMachine(bg, hex.EncodeToString(p.m.id[:])); err != nil {
-		t.Fatal(err)
+	for _, m := range []*machine{p.m, wide} {
+		if err := p.u.c.RevokeMachine(bg, hex.EncodeToString(m.id[:])); err != nil {
+			t.Fatal(err)
+		}
+		_, err := m.c.MachineSelf(bg)
+		wantUnknownMachine(t, err)
 	}
-	_, err := p.m.c.MachineSelf(bg)
+	_, err := p.m.c.Env(bg, hex.EncodeToString(p.e.envID))
 	wantUnknownMachine(t, err)
-	_, err = p.m.c.Env(bg, hex.EncodeToString(p.e.envID))
-	wantUnknownMachine(t, err)
-	p.waitNotified(n0)
+	p.eventually("B to refuse the revoked machines", func() bool {
+		_, err1 := p.mb.MachineSelf(bg)
+		_, err2 := wideB.MachineSelf(bg)
+		return err1 != nil && err2 != nil
+	})
 	_, err = p.mb.MachineSelf(bg)
+	wantUnknownMachine(t, err)
+	_, err = wideB.MachineSelf(bg)
 	wantUnknownMachine(t, err)
 	_, err = p.mb.Env(bg, hex.EncodeToString(p.e.envID))
 	wantUnknownMachine(t, err)
