@@ -183,20 +183,24 @@ type syncWriter struct {
 	synced bool
 }
 
-func (w *syncWriter) sync() {
+// sync waits for the feed before a successful answer; a refusal changed nothing, and waiting
+// for it would let a flood of refused requests cost a notification each.
+func (w *syncWriter) sync(code int) {
 	if !w.synced {
 		w.synced = true
-		w.s.feed.Sync(w.ctx)
+		if code < 400 {
+			w.s.feed.Sync(w.ctx)
+		}
 	}
 }
 
 func (w *syncWriter) WriteHeader(code int) {
-	w.sync()
+	w.sync(code)
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *syncWriter) Write(b []byte) (int, error) {
-	w.sync()
+	w.sync(http.StatusOK)
 	return w.ResponseWriter.Write(b)
 }
 

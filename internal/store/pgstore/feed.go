@@ -117,24 +117,28 @@ func (f *feed) Sync(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, store.FeedBound)
 	defer cancel()
-	if f.mark(ctx) == nil {
-		for {
-			f.tickMu.Lock()
-			tick := f.tick
-			f.tickMu.Unlock()
-			if f.last.Load() >= start {
-				return
-			}
-			select {
-			case <-tick:
-				continue
-			case <-ctx.Done():
-			}
-			break
-		}
+	if f.mark(ctx) == nil && f.waitMark(ctx, start) {
+		return
 	}
 	// Not shown in time: trust nothing until a mark sent from now on comes back.
 	f.stale()
+}
+
+// waitMark waits until a mark sent at or after start has been received.
+func (f *feed) waitMark(ctx context.Context, start int64) bool {
+	for {
+		f.tickMu.Lock()
+		tick := f.tick
+		f.tickMu.Unlock()
+		if f.last.Load() >= start {
+			return true
+		}
+		select {
+		case <-tick:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // Close implements [store.Feed].
