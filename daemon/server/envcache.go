@@ -95,6 +95,18 @@ func (c *envCache) drop(id []byte) {
 	}
 }
 
+// dropAccount forgets the answers of an account's environments (an app's name is in them).
+func (c *envCache) dropAccount(accountID []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, e := range c.m {
+		if bytes.Equal(e.accountID, accountID) {
+			c.bytes -= e.size()
+			delete(c.m, id)
+		}
+	}
+}
+
 func (c *envCache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -149,6 +149,7 @@ func (s *Server) forget(ch store.Change) {
 		s.machines.drop(ch.ID)
 	case store.ChangeAccount:
 		s.machines.dropAccount(ch.ID)
+		s.envs.dropAccount(ch.ID)
 	default:
 		s.machines.clear()
 		s.envs.clear()

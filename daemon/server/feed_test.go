@@ -280,6 +280,13 @@ func TestFeedPlainSQLWrite(t *testing.T) {
 		t.Fatalf("B serves seq %d after an SQL update, want %d", got, p.e.seq+100)
 	}
 
+	n0 = notifications(p.b)
+	pgtest.Exec(t, p.dsn, fmt.Sprintf(`UPDATE apps SET name = 'renamed' WHERE id = decode('%s', 'hex')`, p.appHex))
+	p.waitNotified(n0)
+	if st, err := p.mb.Env(bg, envHex); err != nil || st.AppName != "renamed" {
+		t.Fatalf("B serves a stale app name after an SQL update (err %v)", err)
+	}
+
 	wrap := machineWrap()
 	n0 = notifications(p.b)
 	pgtest.Exec(t, p.dsn, fmt.Sprintf(`UPDATE machine_wraps SET wrap = decode('%x', 'hex') WHERE machine_id = decode('%s', 'hex')`, wrap, mHex))
