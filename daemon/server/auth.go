@@ -185,7 +185,8 @@ const machineUnknown = "machine key not recognized by the server (revoked, corru
 const envReadPattern = "GET /v1/envs/{env_id}"
 
 // machineCache keeps machines as last read from the store, by id. An entry is used only by a
-// request that checks in the database that the machine (id and verifier) still exists.
+// request that checks in the database that the machine (id and verifier) still exists, or while
+// the change feed is current (feed.go), which drops the entry when the machine changes.
 type machineCache struct {
 	gen *atomic.Uint64 // Server.gen: an entry is stored only if it did not move since its read began (feed.go)
 	mu  sync.RWMutex
