@@ -23,8 +23,8 @@ import (
 // (default 30 s, 1 to 60) passes without one. It is authorized like the env read: the account's
 // devices, and machine keys whose scope includes the env.
 //
-// The server learns of commits by reading the env head (store.EnvHead: one point read) once per
-// WatchPoll for every waiting request, so it works unchanged with several ov-server instances on
+// The server learns of commits by reading the env head (store.EnvHead: one point read, or memory
+// while the change feed is current, feed.go) once per WatchPoll for every waiting request, so it works unchanged with several ov-server instances on
 // one database and with every store backend. The cost is bounded: at most MaxWatches requests wait
 // at once (more are answered 503 overloaded and retried by the client), so at most
 // MaxWatches/WatchPoll point reads a second; a commit is seen within WatchPoll. Waiting requests
