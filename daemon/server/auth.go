@@ -3,11 +3,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opaquevault/opaquevault/internal/envelope"
@@ -132,19 +134,21 @@ func (s *Server) machineCredential(r *http.Request, rc *reqCtx, tok []byte) (*pr
 	clear(auth[:])
 	// A machine's fields never change while it exists, so they come from this instance's cache once
 	// the database says that the machine (id and verifier) still exists: in the same statement
-	// that reads the environment's head for an environment read (getEnv), else with MachineLive.
+	// that reads the environment's head for an environment read (getEnv), else with MachineLive;
+	// or, while the change feed is current, from the cache alone (a deletion drops the entry).
+	gen := s.gen.Load()
 	m := s.machines.get(id[:])
 	cached := m != nil && envelope.VerifierMatches(verifier, m.Verifier)
-	live := false
-	if cached && r.Pattern != envReadPattern {
+	live := cached && s.feedCurrent()
+	if cached && !live && r.Pattern != envReadPattern {
 		if live, err = s.st.MachineLive(pointCtx(ctx), m.ID, m.Verifier); err != nil {
 			return nil, err
 		}
 	}
 	switch {
+	case cached && live:
 	case cached && r.Pattern == envReadPattern:
 		rc.liveVerifier = m.Verifier
-	case cached && live:
 	default:
 		m, err = s.st.Machine(ctx, id[:])
 		if errors.Is(err, store.ErrNotFound) {
@@ -157,7 +161,7 @@ func (s *Server) machineCredential(r *http.Request, rc *reqCtx, tok []byte) (*pr
 		if !envelope.VerifierMatches(verifier, m.Verifier) {
 			return nil, unauthorized(machineUnknown)
 		}
-		s.machines.put(m)
+		s.machines.put(gen, m)
 	}
 	now := s.now()
 	if !m.NotAfter.IsZero() && now.After(m.NotAfter) {
@@ -170,7 +174,7 @@ func (s *Server) machineCredential(r *http.Request, rc *reqCtx, tok []byte) (*pr
 		}
 		seen := *m
 		seen.LastSeenAt = now
-		s.machines.put(&seen)
+		s.machines.put(gen, &seen)
 	}
 	return &principal{machine: m}, nil
 }
@@ -181,10 +185,12 @@ const machineUnknown = "machine key not recognized by the server (revoked, corru
 const envReadPattern = "GET /v1/envs/{env_id}"
 
 // machineCache keeps machines as last read from the store, by id. An entry is used only by a
-// request that checks in the database that the machine (id and verifier) still exists.
+// request that checks in the database that the machine (id and verifier) still exists, or while
+// the change feed is current (feed.go), which drops the entry when the machine changes.
 type machineCache struct {
-	mu sync.RWMutex
-	m  map[string]*store.Machine
+	gen *atomic.Uint64 // Server.gen: an entry is stored only if it did not move since its read began (feed.go)
+	mu  sync.RWMutex
+	m   map[string]*store.Machine
 }
 
 const maxCachedMachines = 100_000
@@ -195,9 +201,12 @@ func (c *machineCache) get(id []byte) *store.Machine {
 	return c.m[string(id)]
 }
 
-func (c *machineCache) put(m *store.Machine) {
+func (c *machineCache) put(gen uint64, m *store.Machine) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
 	if c.m == nil || len(c.m) >= maxCachedMachines {
 		c.m = map[string]*store.Machine{}
 	}
@@ -207,5 +216,21 @@ func (c *machineCache) put(m *store.Machine) {
 func (c *machineCache) drop(id []byte) {
 	c.mu.Lock()
 	delete(c.m, string(id))
+	c.mu.Unlock()
+}
+
+func (c *machineCache) dropAccount(accountID []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, m := range c.m {
+		if bytes.Equal(m.AccountID, accountID) {
+			delete(c.m, id)
+		}
+	}
+}
+
+func (c *machineCache) clear() {
+	c.mu.Lock()
+	c.m = nil
 	c.mu.Unlock()
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opaquevault/opaquevault/internal/api"
@@ -21,7 +22,9 @@ import (
 // indexed statement) and uses the cached answer only when the head is the one it was made from.
 // So several instances sharing one database never serve a stale environment: the check is against
 // the database, not against this instance's own writes. What is cached (the signed manifest, the
-// records, the wrapped key of an epoch) never changes for a given (env, seq, signature).
+// records, the wrapped key of an epoch) never changes for a given (env, seq, signature). With a
+// store that has a change feed (PostgreSQL), the head itself comes from memory while the feed is
+// current (feed.go).
 
 // envCacheBytes bounds the memory of the cache.
 const envCacheBytes = 64 << 20
@@ -44,6 +47,7 @@ func (e *envEntry) current(h *store.EnvHead) bool {
 }
 
 type envCache struct {
+	gen   *atomic.Uint64 // Server.gen: an entry is stored only if it did not move since its read began (feed.go)
 	mu    sync.RWMutex
 	m     map[string]*envEntry
 	bytes int
@@ -55,9 +59,12 @@ func (c *envCache) get(id []byte) *envEntry {
 	return c.m[string(id)]
 }
 
-func (c *envCache) put(id []byte, e *envEntry) {
+func (c *envCache) put(gen uint64, id []byte, e *envEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
 	if c.m == nil {
 		c.m = map[string]*envEntry{}
 	}
@@ -77,6 +84,33 @@ func (c *envCache) put(id []byte, e *envEntry) {
 	}
 	c.m[string(id)] = e
 	c.bytes += e.size()
+}
+
+func (c *envCache) drop(id []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.m[string(id)]; old != nil {
+		c.bytes -= old.size()
+		delete(c.m, string(id))
+	}
+}
+
+// dropAccount forgets the answers of an account's environments (an app's name is in them).
+func (c *envCache) dropAccount(accountID []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, e := range c.m {
+		if bytes.Equal(e.accountID, accountID) {
+			c.bytes -= e.size()
+			delete(c.m, id)
+		}
+	}
+}
+
+func (c *envCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m, c.bytes = nil, 0
 }
 
 var seqMarker = []byte(`,"seq":`)

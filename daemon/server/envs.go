@@ -119,7 +119,7 @@ func (s *Server) getEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 	if m != nil {
 		machineID = m.ID
 	}
-	head, err := s.st.EnvHead(pointCtx(ctx), id, machineID, rc.liveVerifier)
+	head, err := s.envHead(ctx, id, machineID, rc.liveVerifier)
 	if rc.liveVerifier != nil && (err == nil && !head.MachineLive || errors.Is(err, store.ErrNotFound) && !s.machineExists(ctx, m)) {
 		// The machine came from the cache and was deleted (revoked) since.
 		s.machines.drop(m.ID)
@@ -143,6 +143,7 @@ func (s *Server) getEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		s.metrics.envCache.WithLabelValues("miss").Inc()
 		// A commit may land between the head and this snapshot: the snapshot then wins, with the
 		// machine wrap of its own epoch.
+		gen := s.gen.Load()
 		opt := store.ReadOptions{Records: store.RecordsFull}
 		if scoped {
 			opt.MachineID = m.ID
@@ -160,7 +161,7 @@ func (s *Server) getEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		if ent, err = newEnvEntry(v); err != nil {
 			return err
 		}
-		s.envs.put(id, ent)
+		s.envs.put(gen, id, ent)
 		wrap = v.MachineWrap
 	}
 	// The signed allowed set of the epoch (crypto.md §2.8) is re-signed at a revocation without a
@@ -292,6 +293,10 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 		return notFound("commit: env %s or a machine it names no longer exists", hexID(envID))
 	case err != nil:
 		return err
+	}
+	s.forget(store.Change{Kind: store.ChangeEnv, ID: envID})
+	for _, id := range revoke {
+		s.forget(store.Change{Kind: store.ChangeMachine, ID: id})
 	}
 	writeJSON(w, http.StatusOK, &api.CommitResult{Seq: m.Seq})
 	return nil

@@ -196,6 +196,7 @@ func (s *Server) revokeMachine(w http.ResponseWriter, r *http.Request, rc *reqCt
 		}
 		return err
 	}
+	s.forget(store.Change{Kind: store.ChangeMachine, ID: id})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -30,6 +30,9 @@ type metrics struct {
 	auditBatch  prometheus.Histogram
 	auditErrors prometheus.Counter
 	envCache    *prometheus.CounterVec
+
+	feedChanges, feedFlushes      prometheus.Counter
+	headHit, headMiss, headBypass prometheus.Counter
 }
 
 // dbHandles is what a store offers for connection-pool metrics (sqlitestore: writer and reader).
@@ -64,6 +67,14 @@ func newMetrics(st any) *metrics {
 		envCache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ov_server_env_cache_total", Help: "Environment reads answered from the in-process cache (hit) or the database (miss)."}, []string{"result"}),
 	}
+	m.feedChanges = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ov_server_change_feed_notifications_total", Help: "Changes the database's change feed reported (each drops what it names from memory)."})
+	m.feedFlushes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ov_server_change_feed_flushes_total", Help: "Times everything held in memory was dropped because the change feed may have missed a change (reconnect, late heartbeat)."})
+	heads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ov_server_env_head_total", Help: "Environment heads answered from memory (hit), read and kept (miss), or read because the change feed is not current or absent (bypass)."}, []string{"result"})
+	m.headHit, m.headMiss, m.headBypass = heads.WithLabelValues("hit"), heads.WithLabelValues("miss"), heads.WithLabelValues("bypass")
+	reg.MustRegister(m.feedChanges, m.feedFlushes, heads)
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ov_server_build_info", Help: "Build of the running ov-server."}, []string{"version"})
 	build.WithLabelValues(version.String()).Set(1)
 	reg.MustRegister(m.inFlight, m.requests, m.durations, m.rateLimited, m.shed, m.conflicts, m.quota, m.auditBatch, m.auditErrors, m.envCache, build,
@@ -95,6 +106,18 @@ func (m *metrics) observe(route string, code int, d time.Duration) {
 	}
 	m.requests.WithLabelValues(route, c).Inc()
 	m.durations.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// watchFeed registers the gauge of the change feed's health.
+func (m *metrics) watchFeed(current func() bool) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ov_server_change_feed_current", Help: "1 while the database's change feed is current and reads may be answered from memory; 0 otherwise (or without a feed: SQLite)."},
+		func() float64 {
+			if current() {
+				return 1
+			}
+			return 0
+		}))
 }
 
 func (m *metrics) limited(which string) { m.rateLimited.WithLabelValues(which).Inc() }

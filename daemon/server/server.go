@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -96,6 +97,9 @@ type Server struct {
 	secret       []byte // server secret, for made-up login parameters
 	envs         envCache
 	machines     machineCache
+	heads        headCache     // feed.go
+	feed         store.Feed    // nil without a change feed (feed.go)
+	gen          atomic.Uint64 // changes reported by the feed (feed.go)
 	auditor      *auditor
 	shed         *shedder
 	watch        watchHub // watch.go
@@ -140,13 +144,24 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		keyLim: newLimiter(cfg.Limits.KeyRate), ipLim: newLimiter(cfg.Limits.IPRate), loginLim: newLimiter(cfg.Limits.LoginRate),
 		metrics: newMetrics(cfg.Store), mux: http.NewServeMux(), shed: newShedder(cfg.Overload),
 	}
+	s.envs.gen, s.machines.gen, s.heads.gen = &s.gen, &s.gen, &s.gen
+	if err := s.startFeed(ctx); err != nil {
+		return nil, fmt.Errorf("create server: %w", err)
+	}
+	s.metrics.watchFeed(s.feedCurrent)
 	s.auditor = newAuditor(cfg.Store, cfg.Log, s.metrics)
 	s.routes()
 	return s, nil
 }
 
-// Close writes the audit entries still queued. Call it after the HTTP server has stopped.
-func (s *Server) Close() { s.auditor.close() }
+// Close writes the audit entries still queued and stops the change feed. Call it after the HTTP
+// server has stopped.
+func (s *Server) Close() {
+	s.auditor.close()
+	if s.feed != nil {
+		s.feed.Close()
+	}
+}
 
 // access says who may call a route.
 type access int
@@ -296,6 +311,9 @@ func (p *headerProbe) Write(b []byte) (int, error) {
 func (s *Server) handle(pattern string, rt route) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		rc := &reqCtx{}
+		if s.feed != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w = &syncWriter{ResponseWriter: w, s: s, ctx: r.Context()}
+		}
 		err := s.run(w, r, rt, rc)
 		ae := asAPIError(err)
 		if err != nil && ae == nil {

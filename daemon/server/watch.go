@@ -23,8 +23,8 @@ import (
 // (default 30 s, 1 to 60) passes without one. It is authorized like the env read: the account's
 // devices, and machine keys whose scope includes the env.
 //
-// The server learns of commits by reading the env head (store.EnvHead: one point read) once per
-// WatchPoll for every waiting request, so it works unchanged with several ov-server instances on
+// The server learns of commits by reading the env head (store.EnvHead: one point read, or memory
+// while the change feed is current, feed.go) once per WatchPoll for every waiting request, so it works unchanged with several ov-server instances on
 // one database and with every store backend. The cost is bounded: at most MaxWatches requests wait
 // at once (more are answered 503 overloaded and retried by the client), so at most
 // MaxWatches/WatchPoll point reads a second; a commit is seen within WatchPoll. Waiting requests
@@ -102,7 +102,7 @@ func (s *Server) watchEnv(w http.ResponseWriter, r *http.Request, rc *reqCtx) er
 	}
 	// head reads the env head and checks that the caller may still see it, like getEnv.
 	head := func(ctx context.Context) (*store.EnvHead, error) {
-		h, err := s.st.EnvHead(ctx, id, machineID, rc.liveVerifier)
+		h, err := s.envHead(ctx, id, machineID, rc.liveVerifier)
 		if rc.liveVerifier != nil && (err == nil && !h.MachineLive || errors.Is(err, store.ErrNotFound) && !s.machineExists(ctx, m)) {
 			s.machines.drop(m.ID)
 			rc.p, rc.claimed = nil, "machine:"+hexID(m.ID)

@@ -60,6 +60,9 @@ type DB struct {
 
 	secretMu sync.Mutex
 	secret   []byte
+
+	feedMu sync.Mutex
+	feed   *feed // feed.go; nil until StartFeed
 }
 
 var _ store.Store = (*DB)(nil)
