@@ -136,10 +136,12 @@ func (s *Server) machineCredential(r *http.Request, rc *reqCtx, tok []byte) (*pr
 	// the database says that the machine (id and verifier) still exists: in the same statement
 	// that reads the environment's head for an environment read (getEnv), else with MachineLive;
 	// or, while the change feed is current, from the cache alone (a deletion drops the entry).
+	// The feed first: a change it reports (a deletion) drops the entry before the cache is read.
+	current := s.feedCurrent()
 	gen := s.gen.Load()
 	m := s.machines.get(id[:])
 	cached := m != nil && envelope.VerifierMatches(verifier, m.Verifier)
-	live := cached && s.feedCurrent()
+	live := cached && current
 	if cached && !live && r.Pattern != envReadPattern {
 		if live, err = s.st.MachineLive(pointCtx(ctx), m.ID, m.Verifier); err != nil {
 			return nil, err

@@ -23,7 +23,7 @@ import (
 // So several instances sharing one database never serve a stale environment: the check is against
 // the database, not against this instance's own writes. What is cached (the signed manifest, the
 // records, the wrapped key of an epoch) never changes for a given (env, seq, signature). With a
-// store that has a change feed (PostgreSQL), the head itself comes from memory while the feed is
+// store that has a change feed (both do), the head itself comes from memory while the feed is
 // current (feed.go).
 
 // envCacheBytes bounds the memory of the cache.

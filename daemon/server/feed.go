@@ -12,9 +12,10 @@ import (
 	"github.com/opaquevault/opaquevault/internal/store"
 )
 
-// Answers from memory, when the store has a change feed (store.ChangeFeed: pgstore, through
-// LISTEN/NOTIFY and triggers). Without one (SQLite), every read checks the database, as
-// envcache.go says. With one, while the feed is current (store.Feed.Current: every write
+// Answers from memory, when the store has a change feed (store.ChangeFeed: pgstore through
+// LISTEN/NOTIFY and triggers; sqlitestore through a trigger-written change log that it reads at
+// every Current, a statement much cheaper than the reads it replaces). Without one, every read
+// checks the database, as envcache.go says. With one, while the feed is current (store.Feed.Current: every write
 // committed more than store.FeedBound ago has been reported), a machine found in the machine
 // cache is taken as live without MachineLive, and an environment's head (seq, manifest
 // signature, the caller machine's wrap, the epoch's signed allowed set) comes from the head cache

@@ -3,11 +3,13 @@
 package server
 
 import (
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,15 +22,18 @@ import (
 	"github.com/opaquevault/opaquevault/internal/store/storeopen"
 )
 
-// The change feed's tests run two real ov-server instances, A and B, on one real PostgreSQL
-// database, each with its own pool and listening connection, and attack B's memory: writes
-// through A, by plain SQL, with B's listener killed or stopped. They wait for notifications and
-// for the feed's state with a deadline, never with a sleep.
+// The change feed's tests run two real ov-server instances, A and B, on one real database, each
+// with its own pool (and, on PostgreSQL, its own listening connection), and attack B's memory:
+// writes through A, by plain SQL, and on PostgreSQL with B's listener killed or stopped. They wait
+// for notifications and for the feed's state with a deadline. The tests that do not touch a
+// listener run on SQLite too, whose feed reads the change log when its last read is more than a
+// millisecond old: there B must serve a change once that stated bound has passed.
 
 // feedPair is two instances on one database and a client-side account with a scoped machine.
 type feedPair struct {
 	t      *testing.T
-	dsn    string
+	dsn    string // a postgres:// DSN or a SQLite file
+	sqlite bool
 	a, b   *harness
 	u      *user // its device client talks to A
 	e      *env
@@ -38,9 +43,16 @@ type feedPair struct {
 	appHex string
 }
 
-func newFeedPair(t *testing.T) *feedPair {
-	dsn := pgtest.NewDatabase(t)
-	p := &feedPair{t: t, dsn: dsn}
+// feedBackends runs test on PostgreSQL and on SQLite.
+func feedBackends(t *testing.T, test func(t *testing.T, newPair func() *feedPair)) {
+	t.Run("postgres", func(t *testing.T) { test(t, func() *feedPair { return newFeedPair(t, pgtest.NewDatabase(t)) }) })
+	t.Run("sqlite", func(t *testing.T) {
+		test(t, func() *feedPair { return newFeedPair(t, filepath.Join(t.TempDir(), "ov-server.db")) })
+	})
+}
+
+func newFeedPair(t *testing.T, dsn string) *feedPair {
+	p := &feedPair{t: t, dsn: dsn, sqlite: !strings.HasPrefix(dsn, "postgres")}
 	p.a, p.b = p.instance(), p.instance()
 	p.u = p.a.register("feed@example.com")
 	app := p.u.newApp("web")
@@ -67,7 +79,7 @@ func (p *feedPair) instance() *harness {
 		p.t.Fatal(err)
 	}
 	if srv.feed == nil {
-		p.t.Fatal("no change feed on PostgreSQL")
+		p.t.Fatal("no change feed")
 	}
 	p.t.Cleanup(func() { srv.Close(); db.Close() })
 	h.srv = srv
@@ -147,9 +159,15 @@ func (p *feedPair) warm() {
 	}
 }
 
-// waitNotified waits until B has received a notification since n0 was read.
+// waitNotified waits until B has received a notification since n0 was read. On SQLite, B reads
+// the change log when it last did more than a millisecond ago (sqlitestore's pollEvery): after
+// that it must serve the change, so there is nothing else to wait for.
 func (p *feedPair) waitNotified(n0 float64) {
 	p.t.Helper()
+	if p.sqlite {
+		time.Sleep(2 * time.Millisecond)
+		return
+	}
 	p.eventually("B to receive the notification", func() bool { return notifications(p.b) > n0 })
 }
 
@@ -160,8 +178,10 @@ func wantUnknownMachine(t *testing.T, err error) {
 
 // TestFeedCommitOnAServedByB: a commit through A is what B serves once notified, and what A
 // serves at once.
-func TestFeedCommitOnAServedByB(t *testing.T) {
-	p := newFeedPair(t)
+func TestFeedCommitOnAServedByB(t *testing.T) { feedBackends(t, testFeedCommitOnAServedByB) }
+
+func testFeedCommitOnAServedByB(t *testing.T, newPair func() *feedPair) {
+	p := newPair()
 	p.warm()
 	p.readSeq(p.u.c) // A's head for the device
 	p.readSeq(p.u.c)
@@ -186,7 +206,11 @@ func TestFeedCommitOnAServedByB(t *testing.T) {
 // TestFeedRevokedMachineRefusedByB: a machine deleted through A is refused by A at once and by B
 // once notified, on both of its requests.
 func TestFeedRevokedMachineRefusedByB(t *testing.T) {
-	p := newFeedPair(t)
+	feedBackends(t, testFeedRevokedMachineRefusedByB)
+}
+
+func testFeedRevokedMachineRefusedByB(t *testing.T, newPair func() *feedPair) {
+	p := newPair()
 	// An account-wide machine has no wraps: only its own row announces its deletion.
 	wide := p.u.newMachine(nil, 0)
 	wideB := p.b.client(wide.token)
@@ -205,6 +229,11 @@ func TestFeedRevokedMachineRefusedByB(t *testing.T) {
 	}
 	_, err := p.m.c.Env(bg, hex.EncodeToString(p.e.envID))
 	wantUnknownMachine(t, err)
+	if p.sqlite { // within sqlitestore's pollEvery (1 ms)
+		time.Sleep(2 * time.Millisecond)
+		_, err = p.mb.MachineSelf(bg)
+		wantUnknownMachine(t, err)
+	}
 	p.eventually("B to refuse the revoked machines", func() bool {
 		_, err1 := p.mb.MachineSelf(bg)
 		_, err2 := wideB.MachineSelf(bg)
@@ -234,7 +263,7 @@ func (p *feedPair) feedPID(h *harness) uint32 {
 // A are served correctly by B at once (from the database), and B then recovers and answers from
 // memory again.
 func TestFeedListenerKilled(t *testing.T) {
-	p := newFeedPair(t)
+	p := newFeedPair(t, pgtest.NewDatabase(t))
 	other := p.u.newMachine([]*env{p.e}, 0)
 	otherB := p.b.client(other.token)
 	p.warm()
@@ -267,21 +296,28 @@ func TestFeedListenerKilled(t *testing.T) {
 // TestFeedPlainSQLWrite: writes made with SQL on the database, through no ov-server, reach B's
 // memory through the triggers: a commit-like update of the env, a new machine wrap, a new signed
 // allowed set, a deleted machine.
-func TestFeedPlainSQLWrite(t *testing.T) {
-	p := newFeedPair(t)
+func TestFeedPlainSQLWrite(t *testing.T) { feedBackends(t, testFeedPlainSQLWrite) }
+
+func testFeedPlainSQLWrite(t *testing.T, newPair func() *feedPair) {
+	p := newPair()
 	p.warm()
 	envHex := hex.EncodeToString(p.e.envID)
 	mHex := hex.EncodeToString(p.m.id[:])
+	// lit is a bytes literal, now a time, in the database's own SQL.
+	lit, now := func(h string) string { return "decode('" + h + "', 'hex')" }, "now()"
+	if p.sqlite {
+		lit, now = func(h string) string { return "X'" + h + "'" }, strconv.FormatInt(time.Now().UnixMicro(), 10)
+	}
 
 	n0 := notifications(p.b)
-	pgtest.Exec(t, p.dsn, fmt.Sprintf(`UPDATE envs SET seq = seq + 100 WHERE id = decode('%s', 'hex')`, envHex))
+	p.sql(fmt.Sprintf(`UPDATE envs SET seq = seq + 100 WHERE id = %s`, lit(envHex)))
 	p.waitNotified(n0)
 	if got := p.readSeq(p.mb); got != p.e.seq+100 {
 		t.Fatalf("B serves seq %d after an SQL update, want %d", got, p.e.seq+100)
 	}
 
 	n0 = notifications(p.b)
-	pgtest.Exec(t, p.dsn, fmt.Sprintf(`UPDATE apps SET name = 'renamed' WHERE id = decode('%s', 'hex')`, p.appHex))
+	p.sql(fmt.Sprintf(`UPDATE apps SET name = 'renamed' WHERE id = %s`, lit(p.appHex)))
 	p.waitNotified(n0)
 	if st, err := p.mb.Env(bg, envHex); err != nil || st.AppName != "renamed" {
 		t.Fatalf("B serves a stale app name after an SQL update (err %v)", err)
@@ -289,7 +325,7 @@ func TestFeedPlainSQLWrite(t *testing.T) {
 
 	wrap := machineWrap()
 	n0 = notifications(p.b)
-	pgtest.Exec(t, p.dsn, fmt.Sprintf(`UPDATE machine_wraps SET wrap = decode('%x', 'hex') WHERE machine_id = decode('%s', 'hex')`, wrap, mHex))
+	p.sql(fmt.Sprintf(`UPDATE machine_wraps SET wrap = %s WHERE machine_id = %s`, lit(hex.EncodeToString(wrap)), lit(mHex)))
 	p.waitNotified(n0)
 	st, err := p.mb.Env(bg, envHex)
 	if err != nil || !sameBytes(st.MachineWrap, wrap) {
@@ -298,16 +334,17 @@ func TestFeedPlainSQLWrite(t *testing.T) {
 
 	access := rnd(40)
 	n0 = notifications(p.b)
-	pgtest.Exec(t, p.dsn, fmt.Sprintf(`INSERT INTO signed_objects (account_id, kind, key, version, raw, sig, updated_at)
-		VALUES (decode('%x', 'hex'), '%s', '%s', 1, decode('%x', 'hex'), decode('%x', 'hex'), now())`,
-		p.u.accountID, store.EnvAccessKind, store.EnvAccessKey(p.e.envID, p.e.epoch), access, rnd(64)))
+	p.sql(fmt.Sprintf(`INSERT INTO signed_objects (account_id, kind, key, version, raw, sig, updated_at)
+		VALUES (%s, '%s', '%s', 1, %s, %s, %s)`,
+		lit(hex.EncodeToString(p.u.accountID)), store.EnvAccessKind, store.EnvAccessKey(p.e.envID, p.e.epoch),
+		lit(hex.EncodeToString(access)), lit(hex.EncodeToString(rnd(64))), now))
 	p.waitNotified(n0)
 	if st, err = p.mb.Env(bg, envHex); err != nil || !sameBytes(st.Access, access) {
 		t.Fatalf("B serves a stale allowed set after an SQL insert (err %v)", err)
 	}
 
 	n0 = notifications(p.b)
-	pgtest.Exec(t, p.dsn, fmt.Sprintf(`DELETE FROM machines WHERE id = decode('%s', 'hex')`, mHex))
+	p.sql(fmt.Sprintf(`DELETE FROM machines WHERE id = %s`, lit(mHex)))
 	p.waitNotified(n0)
 	_, err = p.mb.MachineSelf(bg)
 	wantUnknownMachine(t, err)
@@ -315,11 +352,28 @@ func TestFeedPlainSQLWrite(t *testing.T) {
 	wantUnknownMachine(t, err)
 }
 
+// sql runs statements on the pair's database through a connection of its own (no ov-server).
+func (p *feedPair) sql(stmts string) {
+	p.t.Helper()
+	if !p.sqlite {
+		pgtest.Exec(p.t, p.dsn, stmts)
+		return
+	}
+	db, err := sql.Open("sqlite", "file:"+p.dsn+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(bg, stmts); err != nil {
+		p.t.Fatalf("%s: %v", stmts, err)
+	}
+}
+
 // TestFeedHeartbeatStall: with B's listening backend stopped (SIGSTOP), notifications and
 // heartbeats stop reaching B; within the feed's bound B stops trusting memory and answers a commit
 // made through A correctly, then recovers once the backend runs again.
 func TestFeedHeartbeatStall(t *testing.T) {
-	p := newFeedPair(t)
+	p := newFeedPair(t, pgtest.NewDatabase(t))
 	p.warm()
 	pid := int(p.feedPID(p.b))
 	switch err := syscall.Kill(pid, syscall.SIGSTOP); {

@@ -8,9 +8,11 @@ import (
 )
 
 // A change feed tells one server instance about every write committed to the database, by any
-// instance or by hand, soon enough that the instance may answer reads from memory. A store that
-// can do this (pgstore, through LISTEN/NOTIFY and triggers) implements [ChangeFeed]; a store that
-// cannot (sqlitestore) does not, and the server then checks the database on every request.
+// instance or by hand, soon enough that the instance may answer reads from memory. Both stores
+// implement [ChangeFeed], through triggers: pgstore with LISTEN/NOTIFY (changes arrive within the
+// notification latency, at most FeedBound), sqlitestore with a change log that Current reads at
+// every call (never stale). A store without one makes the server check the database on every
+// request.
 
 // FeedBound is how stale a [Feed] may be while it says it is current: while Current reports true,
 // every write committed more than FeedBound ago has been passed to the feed's callback.

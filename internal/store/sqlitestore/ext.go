@@ -120,18 +120,27 @@ type errScanner struct{ err error }
 func (e errScanner) Scan(...any) error { return e.err }
 
 func prepared(ctx context.Context, db *sql.DB, q string, args ...any) scanner {
+	st, err := preparedStmt(ctx, db, q)
+	if err != nil {
+		return errScanner{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// preparedStmt returns the statement q prepared on the pool db, once per pool.
+func preparedStmt(ctx context.Context, db *sql.DB, q string) (*sql.Stmt, error) {
 	k := stmtKey{db, q}
 	st, ok := extStmts.Load(k)
 	if !ok {
 		s, err := db.PrepareContext(ctx, q)
 		if err != nil {
-			return errScanner{err}
+			return nil, err
 		}
 		if st, ok = extStmts.LoadOrStore(k, s); ok {
 			s.Close()
 		}
 	}
-	return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+	return st.(*sql.Stmt), nil
 }
 
 // Usage implements [store.Store].

@@ -20,7 +20,25 @@ func TestHistoryUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	envID, manifest, cur := storetest.SeedForUpgrade(t, db)
-	for _, q := range []string{`DROP TABLE manifest_history`, `DROP TABLE record_history`, `DELETE FROM schema_version WHERE version = 4`} {
+	// Back to schema 3: without the change log (5), then without history (4).
+	var undo []string
+	rows, err := db.w.Query(`SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'changes_%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		undo = append(undo, `DROP TRIGGER `+name)
+	}
+	rows.Close()
+	if len(undo) != 24 {
+		t.Fatalf("%d change triggers, want 24", len(undo))
+	}
+	undo = append(undo, `DROP TABLE changes`, `DROP TABLE change_counter`, `DELETE FROM schema_version WHERE version = 5`)
+	for _, q := range append(undo, `DROP TABLE manifest_history`, `DROP TABLE record_history`, `DELETE FROM schema_version WHERE version = 4`) {
 		if _, err := db.w.Exec(q); err != nil {
 			t.Fatal(err)
 		}

@@ -166,4 +166,62 @@ var migrations = [][]string{
 		`INSERT INTO record_history (env_id, hash, blind, version, record)
 			SELECT env_id, hash, blind, version, record FROM records`,
 	},
+	// 5: the change log of the change feed (feed.go): triggers record, for every committed change to
+	// a row that a server instance may answer from memory, what changed ("e" environment, "m"
+	// machine, "a" account, and its id) under a sequence number that grows with every change. One
+	// row per thing, so the log never grows past the things it names. Triggers, so that no write
+	// path (present, future, an older ov-server, or an operator's SQL) can forget. Not recorded: the
+	// audit log, history, invites, devices (never answered from memory) and last-seen touches. A
+	// new column of machines must be added to its UPDATE OF list in a new migration.
+	append([]string{
+		`CREATE TABLE change_counter (
+			id INTEGER PRIMARY KEY CHECK (id = 0),
+			n  INTEGER NOT NULL
+		)`,
+		`INSERT INTO change_counter (id, n) VALUES (0, 0)`,
+		`CREATE TABLE changes (
+			kind TEXT NOT NULL,
+			id   BLOB NOT NULL,
+			seq  INTEGER NOT NULL,
+			PRIMARY KEY (kind, id)
+		) WITHOUT ROWID`,
+		`CREATE INDEX changes_seq ON changes(seq)`,
+	},
+		changeTriggers([]changeSource{
+			{table: "envs", kind: "e", id: "id"},
+			{table: "env_keys", kind: "e", id: "env_id"},
+			{table: "records", kind: "e", id: "env_id"},
+			{table: "machines", kind: "m", id: "id", updateOf: "id, account_id, verifier, x_pub, grant_bytes, grant_sig, pin_sign_pub, pin_mac, not_after, label, account_wrap, ak_version, created_at"},
+			{table: "machine_wraps", kind: "m", id: "machine_id"},
+			{table: "apps", kind: "a", id: "account_id"},
+			{table: "signed_objects", kind: "a", id: "account_id"},
+			{table: "accounts", kind: "a", id: "id"},
+		})...),
+}
+
+// changeSource is a table whose changes the log of migration 5 records: as kind, the id column.
+// updateOf, when set, limits the UPDATE trigger to those columns.
+type changeSource struct{ table, kind, id, updateOf string }
+
+// changeTriggers returns the triggers of migration 5: on insert the new row's id, on delete the
+// old row's, on update both.
+func changeTriggers(srcs []changeSource) []string {
+	var out []string
+	record := func(kind, ref string) string {
+		return `UPDATE change_counter SET n = n + 1;
+			INSERT INTO changes (kind, id, seq) VALUES ('` + kind + `', ` + ref + `, (SELECT n FROM change_counter))
+				ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq;`
+	}
+	for _, c := range srcs {
+		update := "UPDATE"
+		if c.updateOf != "" {
+			update = "UPDATE OF " + c.updateOf
+		}
+		out = append(out,
+			`CREATE TRIGGER changes_`+c.table+`_insert AFTER INSERT ON `+c.table+` BEGIN `+record(c.kind, "NEW."+c.id)+` END`,
+			`CREATE TRIGGER changes_`+c.table+`_delete AFTER DELETE ON `+c.table+` BEGIN `+record(c.kind, "OLD."+c.id)+` END`,
+			`CREATE TRIGGER changes_`+c.table+`_update AFTER `+update+` ON `+c.table+` BEGIN `+record(c.kind, "OLD."+c.id)+record(c.kind, "NEW."+c.id)+` END`,
+		)
+	}
+	return out
 }

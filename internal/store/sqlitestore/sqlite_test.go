@@ -5,9 +5,12 @@ package sqlitestore
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,4 +219,93 @@ func TestStatementsReused(t *testing.T) {
 	if n == 0 || n2 != n || pending2 != 0 {
 		t.Fatalf("writer statements: %d prepared (%d pending), then %d (%d pending): want a stable, non-empty set", n, pending, n2, pending2)
 	}
+}
+
+// TestFeedTriggers: the triggers of the change log announce what each write changes, whoever writes.
+func TestFeedTriggers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ov.db")
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Plain SQL through a connection of its own, as an operator's sqlite3 would.
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	storetest.ChangeFeed(t, db, func(q string, args ...any) error {
+		_, err := other.Exec(q, args...)
+		return err
+	})
+}
+
+// TestFeedSharedReads: concurrent callers share reads of the change log, yet each sees every
+// change committed before it asked. Each goroutine commits a change through another connection,
+// then calls Sync, and must find its change reported; and Current, pollEvery later, must too.
+func TestFeedSharedReads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ov.db")
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	f, err := db.StartFeed(context.Background(), func(c store.Change) {
+		mu.Lock()
+		seen[string(c.ID)] = true
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 40 {
+				id := []byte(fmt.Sprintf("id-%d-%d", g, i))
+				// A change as the triggers write it (in one transaction), without the tables it
+				// would come from.
+				tx, err := other.Begin()
+				if err == nil {
+					_, err = tx.Exec(`UPDATE change_counter SET n = n + 1;
+						INSERT INTO changes (kind, id, seq) VALUES ('e', ?, (SELECT n FROM change_counter))`, id)
+					if err == nil {
+						err = tx.Commit()
+					} else {
+						tx.Rollback()
+					}
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i%2 == 0 {
+					f.Sync(context.Background())
+				} else {
+					time.Sleep(pollEvery)
+					if !f.Current() {
+						t.Error("not current")
+						return
+					}
+				}
+				mu.Lock()
+				ok := seen[string(id)]
+				mu.Unlock()
+				if !ok {
+					t.Errorf("%s committed before Current was asked, but not reported", id)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
