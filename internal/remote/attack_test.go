@@ -706,6 +706,15 @@ func TestCacheFetchTimeCannotBeForged(t *testing.T) {
 		return append([]byte(cacheMagic), entry...)
 	}
 	future := time.Now().Add(24 * time.Hour)
+	// The MAC covers the signatures: a copy whose manifest signature was replaced is refused, unless
+	// the machine key's holder re-MACs it; such a copy is then read without verifying the signature
+	// again (crypto.md §2.9: the holder of the machine key pins the signing key, so it could sign a
+	// whole new chain anyway). Online, the same answer is refused (TestMisbehavingServerIsRefused).
+	badSig := func(e *cacheEntry) []byte {
+		e.FetchedAt = time.Now()
+		e.Env.ManifestSig = bytes.Repeat([]byte{7}, len(e.Env.ManifestSig))
+		return nil
+	}
 	cases := []struct {
 		name   string
 		mod    func(e *cacheEntry) []byte
@@ -719,6 +728,8 @@ func TestCacheFetchTimeCannotBeForged(t *testing.T) {
 		{"the old JSON format", oldFormat, false, vault.ErrBadCacheMAC, 0},
 		{"valid MAC, fetch time in the future", at(future), true, ErrCacheFuture, 0},
 		{"valid MAC, too old", at(time.Now().Add(-time.Minute)), true, ErrCacheTooOld, 0},
+		{"signature replaced", badSig, false, vault.ErrBadCacheMAC, 0},
+		{"signature replaced, MAC by the machine key", badSig, true, nil, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -247,6 +247,9 @@ type checker struct {
 	grantRaw []byte
 	// wrapTag, for an account-wide machine, identifies the account key wrap it unwrapped (for Memo).
 	wrapTag []byte
+	// cached: the answer was read back from a machine's offline cache after its MAC verified;
+	// its signatures are not verified again, everything else is (crypto.md §2.9).
+	cached bool
 }
 
 // open verifies st (ids, environment key, signed manifest, rollback floor, ek_id, every record) and
@@ -311,7 +314,7 @@ func (c checker) open(appName, envName, appID, envID string, st *api.EnvState, e
 		return e, nil
 	}
 	m, err := vault.VerifyManifest(st.Manifest, st.ManifestSig, vault.ManifestCheck{
-		PublicKey: c.signPub, AccountID: c.accountID, AppID: aid, EnvID: eid, HighWater: hw,
+		PublicKey: c.signPub, AccountID: c.accountID, AppID: aid, EnvID: eid, HighWater: hw, Cached: c.cached,
 	})
 	if err != nil {
 		e.Wipe()

@@ -300,8 +300,10 @@ func (t *trusted) wipe() {
 }
 
 // verifySelf authenticates the signing key through the pin (a MAC under a key only the machine key
-// derives), then the grant under that key, then (account-wide) unwraps the account key.
-func (m *MachineReader) verifySelf(self *api.MachineSelf) (*trusted, error) {
+// derives), then the grant under that key, then (account-wide) unwraps the account key. cached
+// says that self was read back from the offline cache after its MAC verified: the grant's
+// signature is then not verified again (crypto.md §2.9).
+func (m *MachineReader) verifySelf(self *api.MachineSelf, cached bool) (*trusted, error) {
 	id := m.Key.ID()
 	if self.MachineID != hex.EncodeToString(id[:]) {
 		return nil, tampered("verify machine", errors.New("server answered for another machine"))
@@ -313,7 +315,11 @@ func (m *MachineReader) verifySelf(self *api.MachineSelf) (*trusted, error) {
 	if err := m.Key.VerifyPin(aid, self.Pin.SignPub, self.Pin.MAC); err != nil {
 		return nil, tampered("verify machine", err)
 	}
-	g, err := m.Key.VerifyGrant(self.Pin.SignPub, self.Grant, self.GrantSig, aid, m.now())
+	verifyGrant := m.Key.VerifyGrant
+	if cached {
+		verifyGrant = m.Key.VerifyCachedGrant
+	}
+	g, err := verifyGrant(self.Pin.SignPub, self.Grant, self.GrantSig, aid, m.now())
 	if err != nil {
 		if errors.Is(err, vault.ErrGrantExpired) || errors.Is(err, vault.ErrGrantNotYetValid) {
 			return nil, fmt.Errorf("use machine key: %w", err)
@@ -361,8 +367,8 @@ func (t *trusted) scopeOf(appName, envName string) (envelope.GrantScope, error) 
 }
 
 // Read returns the verified secrets of appName/envName. When the server cannot be reached (or with
-// Offline) it uses the newest verified copy from the cache, no older than MaxAge, verified again
-// exactly as a server answer is.
+// Offline) it uses the newest verified copy from the cache, no older than MaxAge, checked again as
+// a server answer is except for its signatures, which the cache's MAC vouches for (crypto.md §2.9).
 func (m *MachineReader) Read(ctx context.Context, appName, envName string) (*Env, *ReadInfo, error) {
 	appName, envName, err := normalize(appName, envName)
 	if err != nil {
@@ -392,7 +398,7 @@ func (m *MachineReader) readOnline(ctx context.Context, appName, envName string)
 		}
 		return nil, nil, fmt.Errorf("fetch machine grant: %w", err)
 	}
-	t, err := m.verifySelf(self)
+	t, err := m.verifySelf(self, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -424,7 +430,7 @@ func (m *MachineReader) readOnline(ctx context.Context, appName, envName string)
 		}
 		return nil, nil, fmt.Errorf("fetch %s/%s: %w", appName, envName, err)
 	}
-	e, err := m.open(t, sc, appName, envName, appID, envID, st)
+	e, err := m.open(t, sc, appName, envName, appID, envID, st, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -450,8 +456,8 @@ func (t *trusted) accountFloor(appName, envName, appID, envID string) (envelope.
 	return fl, nil
 }
 
-func (m *MachineReader) open(t *trusted, sc envelope.GrantScope, appName, envName, appID, envID string, st *api.EnvState) (*Env, error) {
-	chk := checker{accountID: t.accountID, signPub: t.signPub, hw: m.HighWater, floor: sc.SeqMin, wrapTag: t.wrapTag}
+func (m *MachineReader) open(t *trusted, sc envelope.GrantScope, appName, envName, appID, envID string, st *api.EnvState, cached bool) (*Env, error) {
+	chk := checker{accountID: t.accountID, signPub: t.signPub, hw: m.HighWater, floor: sc.SeqMin, wrapTag: t.wrapTag, cached: cached}
 	if t.ak == nil {
 		chk.machine, chk.grantRaw = m.Key, t.grantRaw
 	}
@@ -481,7 +487,7 @@ func (m *MachineReader) readCache(appName, envName string, why error) (*Env, *Re
 		return nil, nil, fmt.Errorf("read %s/%s: server unreachable (%v), and the cached copy is %s old (more than --max-age %s): %w",
 			appName, envName, why, age.Round(time.Second), m.MaxAge, ErrCacheTooOld)
 	}
-	t, err := m.verifySelf(&ce.Self)
+	t, err := m.verifySelf(&ce.Self, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -498,7 +504,7 @@ func (m *MachineReader) readCache(appName, envName string, why error) (*Env, *Re
 			return nil, nil, err
 		}
 	}
-	e, err := m.open(t, sc, appName, envName, ce.AppID, ce.EnvID, &ce.Env)
+	e, err := m.open(t, sc, appName, envName, ce.AppID, ce.EnvID, &ce.Env, true)
 	if err != nil {
 		return nil, nil, err
 	}

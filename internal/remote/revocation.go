@@ -163,7 +163,7 @@ func verifyAccess(c *checker, st *api.EnvState, scope vault.Scope) (*envelope.En
 		return nil, fmt.Errorf("the server has no signed allowed set for epoch %d: %w", st.Epoch, vault.ErrNotAllowed)
 	}
 	return vault.VerifyEnvAccess(st.Access, st.AccessSig, vault.AccessCheck{
-		PublicKey: c.signPub, AccountID: c.accountID, AppID: scope.AppID, EnvID: scope.EnvID, Epoch: scope.Epoch,
+		PublicKey: c.signPub, AccountID: c.accountID, AppID: scope.AppID, EnvID: scope.EnvID, Epoch: scope.Epoch, Cached: c.cached,
 	})
 }
 

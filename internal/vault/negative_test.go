@@ -839,3 +839,51 @@ func setByte(b []byte, i int, v byte) []byte {
 	c[i] = v
 	return c
 }
+
+// TestCachedChecksSkipOnlyTheSignature: a copy read back from the MAC'd offline cache (Cached)
+// is not verified against its signature again, but every other check still applies: the env and
+// account it is for, the rollback floor, the grant's validity window and machine.
+func TestCachedChecksSkipOnlyTheSignature(t *testing.T) {
+	f := newFixture(t)
+	v := f.v
+	raw, sig := unhex(t, v.Manifest.Bytes), unhex(t, v.Manifest.Signature)
+	bad := flip(sig, 0, 0x80)
+	check := ManifestCheck{PublicKey: f.sk.Public(), AccountID: f.aid, AppID: f.scope.AppID, EnvID: f.scope.EnvID, HighWater: 42}
+	if _, err := VerifyManifest(raw, bad, check); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("fresh, bad signature: %v", err)
+	}
+	cached := check
+	cached.Cached = true
+	if _, err := VerifyManifest(raw, bad, cached); err != nil {
+		t.Fatalf("cached, signature not checked: %v", err)
+	}
+	c := cached
+	c.HighWater = 43
+	if _, err := VerifyManifest(raw, sig, c); !errors.Is(err, ErrRollback) {
+		t.Errorf("cached below the floor: %v", err)
+	}
+	c = cached
+	c.EnvID = bytes.Repeat([]byte{0xc1}, 16)
+	if _, err := VerifyManifest(raw, sig, c); !errors.Is(err, ErrWrongEnv) {
+		t.Errorf("cached, another env: %v", err)
+	}
+
+	graw, gsig := unhex(t, v.Machine.GrantBytes), unhex(t, v.Machine.GrantSignature)
+	pub := f.sk.Public()
+	nb := time.Unix(int64(v.Inputs.Grant.NotBefore), 0)
+	if _, err := f.mk.VerifyGrant(pub, graw, flip(gsig, 3, 1), f.aid, nb); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("fresh grant, bad signature: %v", err)
+	}
+	if _, err := f.mk.VerifyCachedGrant(pub, graw, flip(gsig, 3, 1), f.aid, nb); err != nil {
+		t.Errorf("cached grant, signature not checked: %v", err)
+	}
+	if _, err := f.mk.VerifyCachedGrant(pub, graw, gsig, f.aid, nb.Add(-time.Second)); !errors.Is(err, ErrGrantNotYetValid) {
+		t.Errorf("cached grant before not_before: %v", err)
+	}
+	if _, err := NewMachineKey().VerifyCachedGrant(pub, graw, gsig, f.aid, nb); !errors.Is(err, ErrGrantMismatch) {
+		t.Errorf("cached grant of another machine: %v", err)
+	}
+	if _, err := f.mk.VerifyCachedGrant(pub, graw, gsig, bytes.Repeat([]byte{7}, 16), nb); !errors.Is(err, ErrGrantMismatch) {
+		t.Errorf("cached grant of another account: %v", err)
+	}
+}
