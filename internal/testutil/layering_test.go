@@ -25,8 +25,8 @@ var onlyImportedBy = []struct {
 }{
 	{mod + "internal/vault", "the key hierarchy: only the client side of the protocol and its front ends",
 		[]string{"internal/remote", "internal/cli", "internal/doctor"}},
-	{mod + "internal/secmem", "key material in memory: the key code and the processes that hold keys",
-		[]string{"internal/vault", "credentials", "internal/cli", "daemon/agent"}},
+	{mod + "internal/secmem", "key material and decrypted values in memory: the key code, the reader that keeps verified values (remote's Memo) and the processes that hold keys",
+		[]string{"internal/vault", "internal/remote", "credentials", "internal/cli", "daemon/agent"}},
 	{"github.com/coreos/go-systemd/v22", "internal/sd is the one place that talks to systemd",
 		[]string{"internal/sd"}},
 	{"github.com/godbus/dbus/v5", "D-Bus: systemd (internal/sd), PolicyKit (daemon/polkit) and the agent's bus names",
