@@ -41,6 +41,9 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
+	if err := checkScopeFlags(*app, *env); err != nil {
+		return err
+	}
 	maxAge, err := parseDuration(*maxAgeFlag)
 	if err != nil {
 		return usageErr("--max-age: " + err.Error())
@@ -347,6 +350,9 @@ func (a *App) agentInstall(ctx context.Context, args []string) error {
 		if v == "" {
 			return usageErr(flag+" is required", "usage: ov "+a.cmd.usage)
 		}
+	}
+	if err := checkScopeFlags(*app, *env); err != nil {
+		return err
 	}
 	if *usr == "root" || *usr == "0" {
 		return usageErr("--user root is refused: the agent runs as the service account that owns the machine key")

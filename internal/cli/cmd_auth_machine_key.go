@@ -45,6 +45,9 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 	if (*app == "") != (len(*envs) == 0) {
 		return usageErr("--app and --env go together")
 	}
+	if err := checkScopeFlags(*app, *envs...); err != nil {
+		return err
+	}
 	for _, e := range *envs {
 		req.Scopes = append(req.Scopes, remote.ScopeName{App: *app, Env: e})
 	}
@@ -52,6 +55,12 @@ func (a *App) deriveMachineKey(ctx context.Context, args []string) error {
 		ap, en, ok := strings.Cut(s, "/")
 		if !ok || ap == "" || en == "" {
 			return usageErr(fmt.Sprintf("--scope %q: want APP/ENV", s))
+		}
+		if err := checkScopeFlag("--scope", "app", ap); err != nil {
+			return err
+		}
+		if err := checkScopeFlag("--scope", "env", en); err != nil {
+			return err
 		}
 		req.Scopes = append(req.Scopes, remote.ScopeName{App: ap, Env: en})
 	}

@@ -126,6 +126,8 @@ func (a *App) secretImport(ctx context.Context, args []string) error {
 		if err := a.need(t); err != nil {
 			return err
 		}
+	} else if err := checkScopeFlags(t.app, t.env); err != nil {
+		return err
 	}
 	res, err := a.parseDotenvFile(args[0], format, *expand)
 	if err != nil {
