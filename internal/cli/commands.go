@@ -359,5 +359,14 @@ func commandTable() []*command {
 		examples: []string{"sudo ov systemd retire-env myapp.service"},
 		run:      (*App).systemdRetireEnv,
 	})
+	// ov version (cmd_version.go): hidden from the list, which names it under Other by hand
+	register(&command{
+		path:     "version",
+		summary:  "print the version",
+		usage:    "version [--json]",
+		examples: []string{"ov version", "ov version --json   # {\"schema_version\":1,\"version\":\"...\"}"},
+		run:      (*App).version,
+		hidden:   true,
+	})
 	return cs
 }
