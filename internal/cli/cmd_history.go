@@ -240,7 +240,9 @@ func (a *App) rollback(ctx context.Context, args []string, secret bool) error {
 	fs := a.flags()
 	var t target
 	t.add(fs)
-	to := fs.Uint64("to", 0, "the version (secret rollback) or manifest seq (env rollback) to go back to (required)")
+	what := map[bool]string{true: "VERSION", false: "SEQ"}[secret]
+	to := fs.Uint64("to", 0, map[bool]string{true: "the version to go back to (required)", false: "the manifest seq to go back to (required)"}[secret])
+	placeholder(fs, "to", what)
 	dry := fs.Bool("dry-run", false, "show the names that would change; write nothing")
 	var u unlockFlags
 	u.add(fs)

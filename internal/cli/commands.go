@@ -12,7 +12,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "agent install",
 		summary: "install ov-agent.socket and ov-agent.service for a machine key (as root)",
-		usage:   "agent install --machine-key PATH --app APP --env ENV --user USER [--enable] [--root DIR]",
+		usage:   "agent install --machine-key FILE --app APP --env ENV --user USER [--enable] [--root DIR]",
 		examples: []string{
 			"sudo ov agent install --machine-key /etc/ov/myapp.key --app myapp --env production --user $USER --enable",
 			"ov agent install --machine-key /etc/ov/myapp.key --app myapp --env production --user deploy --root ./pkgroot",
@@ -72,7 +72,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "audit",
 		summary: "show your account's audit trail: reads, writes, logins, machine-key use, revocations, failures",
-		usage:   "audit [--app APP [--env ENV]] [--since 24h|7d] [--limit N] [--before ID] [--json]",
+		usage:   "audit [--app APP [--env ENV]] [--since DURATION] [--limit N] [--before ID] [--json]",
 		examples: []string{
 			"ov audit --since 24h",
 			"ov audit --app myapp --env production --json",
@@ -135,7 +135,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "doctor",
 		summary: "check a service's setup against the guide's troubleshooting list, with the fix for each problem",
-		usage:   "doctor [--unit UNIT] [--machine-key PATH --app APP --env ENV] [--json]",
+		usage:   "doctor [--unit UNIT] [--machine-key FILE --app APP --env ENV] [--json]",
 		examples: []string{
 			"sudo ov doctor --unit myapp.service",
 			"ov doctor --machine-key /etc/ov/myapp.key --app myapp --env production",
@@ -197,7 +197,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "auth derive-machine-key",
 		summary: "issue a machine key file for unattended `ov run` (scoped with --app/--env)",
-		usage:   "auth derive-machine-key --out PATH|- [--app APP --env ENV [--env ENV...]] [--scope APP/ENV...] [--expires DUR] [--force]",
+		usage:   "auth derive-machine-key --out FILE|- [--app APP --env ENV [--env ENV...]] [--scope APP/ENV...] [--expires DURATION] [--force]",
 		examples: []string{
 			"ov auth derive-machine-key --app myapp --env production --out /etc/ov/myapp.key",
 			"ov auth derive-machine-key --out /etc/ov/myapp.key        # account-wide: opens every app (not recommended)",
@@ -227,7 +227,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "auth change-password",
 		summary: "change the master password (re-wraps the account key only)",
-		usage:   "auth change-password [--revoke-machine-keys | --keep-machine-keys] [--password-file OLD --new-password-file NEW]",
+		usage:   "auth change-password [--revoke-machine-keys | --keep-machine-keys] [--password-file FILE --new-password-file FILE]",
 		examples: []string{
 			"ov auth change-password                       # asks whether to revoke the machine keys",
 			"ov auth change-password --keep-machine-keys --password-file old.pw --new-password-file new.pw",
@@ -250,7 +250,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "run",
 		summary: "run a program with the secrets of an (app, env) in its environment",
-		usage:   "run --app APP --env ENV [--secrets NAME,NAME] [--no-inherit] -- PROGRAM [ARGS...]",
+		usage:   "run --app APP --env ENV [--secrets NAME,...] [--no-inherit] -- PROGRAM [ARGS...]",
 		examples: []string{
 			"ov run --app myapp --env production -- /opt/myapp/bin/server",
 			"ov run --app myapp --env production --secrets DATABASE_URL,STRIPE_SECRET_KEY -- ./server --port 8080",
@@ -336,7 +336,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "systemd cutover",
 		summary: "move a unit's EnvironmentFile=/Environment= secrets to ov run, with a drop-in (guide step 4)",
-		usage:   "systemd cutover UNIT --app APP --env ENV (--machine-key PATH | --credentials [--files-only] [--machine-key PATH]) [--dry-run] [--root DIR]",
+		usage:   "systemd cutover UNIT --app APP --env ENV (--machine-key FILE | --credentials [--files-only] [--machine-key FILE]) [--dry-run] [--root DIR]",
 		examples: []string{
 			"sudo ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key --dry-run",
 			"sudo ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key",
