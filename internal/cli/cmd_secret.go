@@ -414,7 +414,7 @@ func (a *App) secretSet(ctx context.Context, args []string) error {
 	}
 	var value []byte
 	if f, ok := a.io.In.(*os.File); ok && isTerminal(f) {
-		value, err = a.readSecretInput("value of "+name, "", true)
+		value, err = a.readSecretInput("value of "+name, "", "", true)
 	} else {
 		value, err = io.ReadAll(io.LimitReader(a.io.In, envelope.MaxValueLen+2))
 		if err == nil && !*keepNL {
