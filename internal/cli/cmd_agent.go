@@ -35,7 +35,7 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	userMode := fs.Bool("user-mode", false, "run as this user's agent: socket under $XDG_RUNTIME_DIR/ov, session bus, waits for `ov agent unlock`")
 	socket := fs.String("socket", "", "bind this socket when systemd passed none")
 	rate := fs.Float64("rate-per-minute", 0, "requests for names or values allowed per uid and minute (default 30, burst 10; -1: no limit)")
-	maxAgeFlag := fs.String("max-age", "30d", "with a machine key: refuse a cached copy older than this when the server is unreachable")
+	maxAgeFlag := fs.String("max-age", defaultMaxAge, "with a machine key: refuse a cached copy older than this when the server is unreachable")
 	limits := agentLimitFlags(fs)
 	restartDir := restartDirFlag(fs)
 	if err := a.parseNone(fs, args); err != nil {

@@ -143,7 +143,7 @@ func commandTable() []*command {
 		},
 		run: (*App).doctor,
 	})
-	// ov env-from-credentials (cmd_envcreds.go)
+	// ov env-from-credentials (cmd_env_from_credentials.go)
 	register(&command{
 		path:    "env-from-credentials",
 		summary: "run a program with the files of $CREDENTIALS_DIRECTORY (LoadCredential=) as environment variables",
@@ -158,7 +158,8 @@ func commandTable() []*command {
 			"the program's own once ov has replaced itself with it; before that 125, or 126/127 as env(1).",
 		run: (*App).envFromCredentials,
 	})
-	// ov secret history, secret rollback, env history, env rollback (cmd_history.go)
+	// ov secret history, secret rollback, env history, env rollback (cmd_secret_history.go, cmd_secret_rollback.go,
+	// cmd_env_history.go, cmd_env_rollback.go; what they share in history.go)
 	register(&command{
 		path:    "secret history",
 		summary: "list every version of a secret: when, who wrote it, and a fingerprint of its value",
@@ -193,7 +194,7 @@ func commandTable() []*command {
 		},
 		run: (*App).envRollback,
 	})
-	// ov auth derive-machine-key, machine-key … (cmd_auth_machine_key.go), change-password (cmd_auth_change_password.go)
+	// ov auth derive-machine-key (cmd_auth_derive_machine_key.go), machine-key … (cmd_auth_machine_key.go), change-password (cmd_auth_change_password.go)
 	register(&command{
 		path:    "auth derive-machine-key",
 		summary: "issue a machine key file for unattended `ov run` (scoped with --app/--env)",
