@@ -105,6 +105,11 @@ func askNoEcho(tty *os.File, p, what string) ([]byte, error) {
 // readPasswordFile reads a password from a 0600 file of the caller, dropping one trailing newline.
 func readPasswordFile(path string) ([]byte, error) {
 	buf, err := credentials.ReadSecretFile(path, credentials.ReadOptions{MaxSize: maxPasswordFile})
+	if errors.Is(err, credentials.ErrWrongSize) {
+		if fi, serr := os.Lstat(path); serr == nil && fi.Size() == 0 {
+			return nil, emptyPasswordFile(path) // refused all the same: only the message and the code differ
+		}
+	}
 	if err != nil {
 		err = fmt.Errorf("read password file: %w", err)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -118,9 +123,16 @@ func readPasswordFile(path string) ([]byte, error) {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	if len(b) == 0 {
-		return nil, fmt.Errorf("read password file %s: it is empty", path)
+		return nil, emptyPasswordFile(path)
 	}
 	return b, nil
+}
+
+// emptyPasswordFile is an empty password file (or one holding only a newline): no password given,
+// locked (3), as an empty line at the prompt.
+func emptyPasswordFile(path string) error {
+	return withCode(ExitLocked, fmt.Errorf("read password file %s: it is empty: no password given", path),
+		"write the password into it (one line), or leave out the flag to be asked on the terminal")
 }
 
 // noTerminalHint says what to do instead of typing at a prompt: pass flag's file, or, where the
