@@ -62,9 +62,8 @@ func (a *App) parseDotenvFile(path string, format dotenv.Format, expand bool) (*
 				all = append(all, problem{w.Line, w.Column, "ov: warning: " + w.String()})
 			}
 		}
-		if len(list) == 1 && len(all) == 0 {
-			return nil, withHints(list[0], "nothing was imported")
-		}
+		// One error or several, alone or with warnings: the same form, each problem on its line,
+		// then the count.
 		for _, e := range list {
 			all = append(all, problem{e.Line, e.Column, "ov: error: " + e.Error()})
 		}
