@@ -32,7 +32,6 @@ import (
 
 	"github.com/opaquevault/opaquevault/internal/mcp/sandbox"
 	"github.com/opaquevault/opaquevault/internal/secmem"
-	"github.com/opaquevault/opaquevault/internal/version"
 )
 
 // Stdio is the standard streams of one invocation.
@@ -163,8 +162,7 @@ func (a *App) dispatch(ctx context.Context, args []string) error {
 	a.applyDebug()
 	rest := root.Args()
 	if showVersion {
-		fmt.Fprintf(a.io.Out, "ov %s\n", version.String())
-		return nil
+		return a.printVersion()
 	}
 	if *help || len(rest) == 0 {
 		a.printHelp(a.io.Out)
@@ -173,18 +171,8 @@ func (a *App) dispatch(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	if rest[0] == "version" && len(rest) == 1 {
-		fmt.Fprintf(a.io.Out, "ov %s\n", version.String())
-		return nil
-	}
 	if rest[0] == "help" {
-		if c, n := findCommand(rest[1:]); c != nil && n > 0 {
-			a.cmd = c
-			a.printCommandHelp(a.io.Out, c, nil)
-			return nil
-		}
-		a.printHelp(a.io.Out)
-		return nil
+		return a.help(rest[1:])
 	}
 	c, n := findCommand(rest)
 	if c == nil {
@@ -202,6 +190,28 @@ func (a *App) dispatch(ctx context.Context, args []string) error {
 	}
 	a.cmd = c
 	return c.run(a, ctx, rest[n:])
+}
+
+// help is `ov help [COMMAND]`: the global help, a group's commands (`ov help auth`) or a command's
+// help (`ov help secret list`, as `ov secret list --help`). An unknown command is a usage error.
+func (a *App) help(words []string) error {
+	if len(words) == 0 {
+		a.printHelp(a.io.Out)
+		return nil
+	}
+	if c, n := findCommand(words); c != nil && n == len(words) {
+		a.cmd = c
+		a.printCommandHelp(a.io.Out, c, nil)
+		return nil
+	}
+	if group := strings.Join(words, " "); groupOf(group) != "" {
+		a.printGroupHelp(a.io.Out, group)
+		return nil
+	}
+	if len(words) == 1 {
+		return usageErr(fmt.Sprintf("unknown command %q", words[0]), "run `ov --help` for the list of commands")
+	}
+	return usageErr(fmt.Sprintf("unknown command \"ov %s\"", strings.Join(words, " ")), "run `ov --help` for the list of commands")
 }
 
 func groupOf(word string) string {

@@ -35,10 +35,13 @@ func (a *App) agentServe(ctx context.Context, args []string) error {
 	userMode := fs.Bool("user-mode", false, "run as this user's agent: socket under $XDG_RUNTIME_DIR/ov, session bus, waits for `ov agent unlock`")
 	socket := fs.String("socket", "", "bind this socket when systemd passed none")
 	rate := fs.Float64("rate-per-minute", 0, "requests for names or values allowed per uid and minute (default 30, burst 10; -1: no limit)")
-	maxAgeFlag := fs.String("max-age", "30d", "with a machine key: refuse a cached copy older than this when the server is unreachable")
+	maxAgeFlag := fs.String("max-age", defaultMaxAge, "with a machine key: refuse a cached copy older than this when the server is unreachable")
 	limits := agentLimitFlags(fs)
 	restartDir := restartDirFlag(fs)
 	if err := a.parseNone(fs, args); err != nil {
+		return err
+	}
+	if err := checkScopeFlags(*app, *env); err != nil {
 		return err
 	}
 	maxAge, err := parseDuration(*maxAgeFlag)
@@ -347,6 +350,9 @@ func (a *App) agentInstall(ctx context.Context, args []string) error {
 		if v == "" {
 			return usageErr(flag+" is required", "usage: ov "+a.cmd.usage)
 		}
+	}
+	if err := checkScopeFlags(*app, *env); err != nil {
+		return err
 	}
 	if *usr == "root" || *usr == "0" {
 		return usageErr("--user root is refused: the agent runs as the service account that owns the machine key")

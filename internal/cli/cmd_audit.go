@@ -59,6 +59,9 @@ func (a *App) audit(ctx context.Context, args []string) error {
 	if *env != "" && *app == "" {
 		return usageErr("--env needs --app", "usage: ov "+a.cmd.usage)
 	}
+	if err := checkScopeFlags(*app, *env); err != nil {
+		return err
+	}
 	if *limit < 1 || *limit > 1000 {
 		return usageErr("--limit must be between 1 and 1000")
 	}

@@ -57,7 +57,7 @@ func (a *App) authRegister(ctx context.Context, args []string) error {
 	if err := cl.Health(ctx); err != nil {
 		return fmt.Errorf("register: %w", err)
 	}
-	pw, err := a.readSecretInput("master password", *pwFile, true)
+	pw, err := a.readSecretInput("master password", "--password-file", *pwFile, true)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (a *App) authRegister(ctx context.Context, args []string) error {
 	_, err = cl.Register(ctx, reg.Request)
 	if isAPICode(err, api.CodeInviteRequired) && *inviteFile == "" {
 		// Nothing was created: ask for the code on the terminal, if there is one, and try again.
-		if code, perr := a.readSecretInput("invite code", "", false); perr == nil {
+		if code, perr := a.readSecretInput("invite code", "--invite-file", "", false); perr == nil {
 			reg.Request.Invite = strings.TrimSpace(string(code))
 			clear(code)
 			_, err = cl.Register(ctx, reg.Request)
@@ -199,7 +199,7 @@ func (a *App) authLogin(ctx context.Context, args []string) error {
 			return err
 		}
 	default:
-		typed, err := a.readSecretInput("Account Secret Key (from your Emergency Kit)", "", false)
+		typed, err := a.readSecretInput("Account Secret Key (from your Emergency Kit)", "--secret-key-file", "", false)
 		if err != nil {
 			return withHints(err, "or pass --secret-key-file FILE")
 		}
@@ -214,7 +214,7 @@ func (a *App) authLogin(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	pw, err := a.readSecretInput("master password", *pwFile, false)
+	pw, err := a.readSecretInput("master password", "--password-file", *pwFile, false)
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func (a *App) changePassword(ctx context.Context, args []string) error {
 		return err
 	}
 	defer ask.Wipe()
-	oldPW, err := a.readSecretInput("current master password", *oldFile, false)
+	oldPW, err := a.readSecretInput("current master password", "--password-file", *oldFile, false)
 	if err != nil {
 		return err
 	}
@@ -77,7 +77,7 @@ func (a *App) changePassword(ctx context.Context, args []string) error {
 			*revoke = strings.EqualFold(strings.TrimSpace(answer), "y") || strings.EqualFold(strings.TrimSpace(answer), "yes")
 		}
 	}
-	newPW, err := a.readSecretInput("new master password", *newFile, true)
+	newPW, err := a.readSecretInput("new master password", "--new-password-file", *newFile, true)
 	if err != nil {
 		return err
 	}

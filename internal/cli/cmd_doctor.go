@@ -49,6 +49,9 @@ func (a *App) doctor(ctx context.Context, args []string) error {
 	if err := a.parseNone(fs, args); err != nil {
 		return err
 	}
+	if err := checkScopeFlags(*app, *env); err != nil {
+		return err
+	}
 	if *unit != "" && !strings.Contains(*unit, ".") {
 		*unit += ".service"
 	}

@@ -21,6 +21,9 @@ func (a *App) envList(ctx context.Context, args []string) error {
 	if *app == "" {
 		return usageErr("--app is required", "usage: ov "+a.cmd.usage)
 	}
+	if err := checkScopeFlags(*app); err != nil {
+		return err
+	}
 	cfg, cl, err := a.loggedInClient()
 	if err != nil {
 		return err

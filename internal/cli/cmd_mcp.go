@@ -65,6 +65,9 @@ func (a *App) mcpServe(ctx context.Context, args []string) error {
 	if *env != "" && *app == "" {
 		return usageErr("--env needs --app")
 	}
+	if err := checkScopeFlags(*app, *env); err != nil {
+		return err
+	}
 	if *approve != "none" && *approve != "tty" {
 		return usageErr(fmt.Sprintf("--approve %q: want tty or none", *approve))
 	}

@@ -62,9 +62,8 @@ func (a *App) parseDotenvFile(path string, format dotenv.Format, expand bool) (*
 				all = append(all, problem{w.Line, w.Column, "ov: warning: " + w.String()})
 			}
 		}
-		if len(list) == 1 && len(all) == 0 {
-			return nil, withHints(list[0], "nothing was imported")
-		}
+		// One error or several, alone or with warnings: the same form, each problem on its line,
+		// then the count.
 		for _, e := range list {
 			all = append(all, problem{e.Line, e.Column, "ov: error: " + e.Error()})
 		}
@@ -126,6 +125,8 @@ func (a *App) secretImport(ctx context.Context, args []string) error {
 		if err := a.need(t); err != nil {
 			return err
 		}
+	} else if err := checkScopeFlags(t.app, t.env); err != nil {
+		return err
 	}
 	res, err := a.parseDotenvFile(args[0], format, *expand)
 	if err != nil {
@@ -412,7 +413,7 @@ func (a *App) secretSet(ctx context.Context, args []string) error {
 	}
 	var value []byte
 	if f, ok := a.io.In.(*os.File); ok && isTerminal(f) {
-		value, err = a.readSecretInput("value of "+name, "", true)
+		value, err = a.readSecretInput("value of "+name, "", "", true)
 	} else {
 		value, err = io.ReadAll(io.LimitReader(a.io.In, envelope.MaxValueLen+2))
 		if err == nil && !*keepNL {

@@ -605,3 +605,44 @@ func chmodNoFollow(p string, mode fs.FileMode) error {
 	defer f.Close()
 	return f.Chmod(mode)
 }
+
+// writePolicy writes the credential provider's policy of unit (root-owned 0644 when run as root, in
+// a 0755 directory), atomically.
+func (a *App) writePolicy(root, unit string, plan *sdunit.Plan) error {
+	pp := underRoot(root, sdunit.PolicyPath(unit))
+	if err := os.MkdirAll(filepath.Dir(pp), 0o755); err != nil {
+		return fmt.Errorf("cut over %s: %w", unit, err)
+	}
+	if fi, err := os.Lstat(filepath.Dir(pp)); err != nil || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 {
+		return withCode(ExitFailure, fmt.Errorf("cut over %s: %s must be a directory writable only by its owner (root)", unit, filepath.Dir(pp)),
+			"sudo ov agent install ... creates it root:root 0755")
+	}
+	if err := credentials.WriteFileAtomic(pp, []byte(plan.Policy()), 0o644); err != nil {
+		return fmt.Errorf("cut over %s: %w", unit, err)
+	}
+	fmt.Fprintf(a.io.Out, "✓ Wrote %s\n", pp)
+	return nil
+}
+
+// credentialsWarnings says when the credential provider is not installed where the drop-in is.
+func (a *App) credentialsWarnings(root string) {
+	if _, err := os.Lstat(underRoot(root, "/etc/systemd/system/ov-agent-credentials.socket")); err != nil {
+		a.warnf("%s has no ov-agent-credentials.socket: the unit cannot get its credentials until the system agent serves them", underRoot(root, "/etc/systemd/system"))
+		a.hintf("run: sudo ov agent install --machine-key KEY --app APP --env ENV --user USER --enable (again: it adds the socket)")
+	}
+}
+
+// readWithAgentKey reads app/env for `cutover --credentials --machine-key`: with the system agent's
+// key, which is owned by ov-agent.service's User= (the unit's User= need not be the same).
+func (a *App) readWithAgentKey(ctx context.Context, t target, root, keyFile string) (*remote.Env, error) {
+	au, err := sdunit.Load(root, "ov-agent.service")
+	if err != nil {
+		return nil, withCode(ExitFailure, fmt.Errorf("read the system agent's unit: %w", err),
+			"--credentials needs the system agent: sudo ov agent install --machine-key KEY --app APP --env ENV --user USER --enable")
+	}
+	asvc, err := au.Service()
+	if err != nil {
+		return nil, err
+	}
+	return a.readWithKeyOf(ctx, t, root, keyFile, asvc)
+}

@@ -12,7 +12,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "agent install",
 		summary: "install ov-agent.socket and ov-agent.service for a machine key (as root)",
-		usage:   "agent install --machine-key PATH --app APP --env ENV --user USER [--enable] [--root DIR]",
+		usage:   "agent install --machine-key FILE --app APP --env ENV --user USER [--enable] [--root DIR]",
 		examples: []string{
 			"sudo ov agent install --machine-key /etc/ov/myapp.key --app myapp --env production --user $USER --enable",
 			"ov agent install --machine-key /etc/ov/myapp.key --app myapp --env production --user deploy --root ./pkgroot",
@@ -72,7 +72,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "audit",
 		summary: "show your account's audit trail: reads, writes, logins, machine-key use, revocations, failures",
-		usage:   "audit [--app APP [--env ENV]] [--since 24h|7d] [--limit N] [--before ID] [--json]",
+		usage:   "audit [--app APP [--env ENV]] [--since DURATION] [--limit N] [--before ID] [--json]",
 		examples: []string{
 			"ov audit --since 24h",
 			"ov audit --app myapp --env production --json",
@@ -135,7 +135,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "doctor",
 		summary: "check a service's setup against the guide's troubleshooting list, with the fix for each problem",
-		usage:   "doctor [--unit UNIT] [--machine-key PATH --app APP --env ENV] [--json]",
+		usage:   "doctor [--unit UNIT] [--machine-key FILE --app APP --env ENV] [--json]",
 		examples: []string{
 			"sudo ov doctor --unit myapp.service",
 			"ov doctor --machine-key /etc/ov/myapp.key --app myapp --env production",
@@ -143,7 +143,7 @@ func commandTable() []*command {
 		},
 		run: (*App).doctor,
 	})
-	// ov env-from-credentials (cmd_envcreds.go)
+	// ov env-from-credentials (cmd_env_from_credentials.go)
 	register(&command{
 		path:    "env-from-credentials",
 		summary: "run a program with the files of $CREDENTIALS_DIRECTORY (LoadCredential=) as environment variables",
@@ -158,7 +158,8 @@ func commandTable() []*command {
 			"the program's own once ov has replaced itself with it; before that 125, or 126/127 as env(1).",
 		run: (*App).envFromCredentials,
 	})
-	// ov secret history, secret rollback, env history, env rollback (cmd_history.go)
+	// ov secret history, secret rollback, env history, env rollback (cmd_secret_history.go, cmd_secret_rollback.go,
+	// cmd_env_history.go, cmd_env_rollback.go; what they share in history.go)
 	register(&command{
 		path:    "secret history",
 		summary: "list every version of a secret: when, who wrote it, and a fingerprint of its value",
@@ -193,11 +194,11 @@ func commandTable() []*command {
 		},
 		run: (*App).envRollback,
 	})
-	// ov auth derive-machine-key, machine-key … (cmd_auth_machine_key.go), change-password (cmd_auth_change_password.go)
+	// ov auth derive-machine-key (cmd_auth_derive_machine_key.go), machine-key … (cmd_auth_machine_key.go), change-password (cmd_auth_change_password.go)
 	register(&command{
 		path:    "auth derive-machine-key",
 		summary: "issue a machine key file for unattended `ov run` (scoped with --app/--env)",
-		usage:   "auth derive-machine-key --out PATH|- [--app APP --env ENV [--env ENV...]] [--scope APP/ENV...] [--expires DUR] [--force]",
+		usage:   "auth derive-machine-key --out FILE|- [--app APP --env ENV [--env ENV...]] [--scope APP/ENV...] [--expires DURATION] [--force]",
 		examples: []string{
 			"ov auth derive-machine-key --app myapp --env production --out /etc/ov/myapp.key",
 			"ov auth derive-machine-key --out /etc/ov/myapp.key        # account-wide: opens every app (not recommended)",
@@ -227,7 +228,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "auth change-password",
 		summary: "change the master password (re-wraps the account key only)",
-		usage:   "auth change-password [--revoke-machine-keys | --keep-machine-keys] [--password-file OLD --new-password-file NEW]",
+		usage:   "auth change-password [--revoke-machine-keys | --keep-machine-keys] [--password-file FILE --new-password-file FILE]",
 		examples: []string{
 			"ov auth change-password                       # asks whether to revoke the machine keys",
 			"ov auth change-password --keep-machine-keys --password-file old.pw --new-password-file new.pw",
@@ -250,7 +251,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "run",
 		summary: "run a program with the secrets of an (app, env) in its environment",
-		usage:   "run --app APP --env ENV [--secrets NAME,NAME] [--no-inherit] -- PROGRAM [ARGS...]",
+		usage:   "run --app APP --env ENV [--secrets NAME,...] [--no-inherit] -- PROGRAM [ARGS...]",
 		examples: []string{
 			"ov run --app myapp --env production -- /opt/myapp/bin/server",
 			"ov run --app myapp --env production --secrets DATABASE_URL,STRIPE_SECRET_KEY -- ./server --port 8080",
@@ -336,7 +337,7 @@ func commandTable() []*command {
 	register(&command{
 		path:    "systemd cutover",
 		summary: "move a unit's EnvironmentFile=/Environment= secrets to ov run, with a drop-in (guide step 4)",
-		usage:   "systemd cutover UNIT --app APP --env ENV (--machine-key PATH | --credentials [--files-only] [--machine-key PATH]) [--dry-run] [--root DIR]",
+		usage:   "systemd cutover UNIT --app APP --env ENV (--machine-key FILE | --credentials [--files-only] [--machine-key FILE]) [--dry-run] [--root DIR]",
 		examples: []string{
 			"sudo ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key --dry-run",
 			"sudo ov systemd cutover myapp.service --app myapp --env production --machine-key /etc/ov/myapp.key",
@@ -358,6 +359,15 @@ func commandTable() []*command {
 		usage:    "systemd retire-env UNIT [--root DIR]",
 		examples: []string{"sudo ov systemd retire-env myapp.service"},
 		run:      (*App).systemdRetireEnv,
+	})
+	// ov version (cmd_version.go): hidden from the list, which names it under Other by hand
+	register(&command{
+		path:     "version",
+		summary:  "print the version",
+		usage:    "version [--json]",
+		examples: []string{"ov version", "ov version --json   # {\"schema_version\":1,\"version\":\"...\"}"},
+		run:      (*App).version,
+		hidden:   true,
 	})
 	return cs
 }

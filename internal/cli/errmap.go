@@ -134,3 +134,10 @@ func unwrapPathErr(err error) error {
 	}
 	return err
 }
+
+func historyError(err error, app, env string) error {
+	if errors.Is(err, remote.ErrTampered) {
+		return withHints(err, "the server's history was refused: a past version was dropped, reordered, replaced or forged; nothing was shown or written")
+	}
+	return envError(err, app, env)
+}

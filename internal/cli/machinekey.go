@@ -22,6 +22,10 @@ import (
 // defaultCredentialName is the credential `ov run` uses when systemd passes one of that name.
 const defaultCredentialName = "ov-machine-key"
 
+// defaultMaxAge is the default of --max-age (`ov run`, `ov agent serve`): remote.DefaultMaxAge, in
+// days as a user types it.
+var defaultMaxAge = fmt.Sprintf("%dd", remote.DefaultMaxAge/(24*time.Hour))
+
 // machineFlags select a machine key and the offline behaviour of `ov run`.
 type machineFlags struct {
 	keyFile    string
@@ -36,7 +40,7 @@ func (m *machineFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&m.keyFile, "machine-key", "", "read the machine key from this file (0600, owned by you): no password, no agent")
 	fs.StringVar(&m.credential, "machine-key-credential", "", "read the machine key from $CREDENTIALS_DIRECTORY/NAME (LoadCredential=, LoadCredentialEncrypted=)")
 	fs.BoolVar(&m.offline, "offline", false, "with a machine key: use the cached copy, not the server")
-	fs.StringVar(&m.maxAge, "max-age", "30d", "with a machine key: refuse a cached copy older than this when the server is unreachable")
+	fs.StringVar(&m.maxAge, "max-age", defaultMaxAge, "with a machine key: refuse a cached copy older than this when the server is unreachable")
 	fs.BoolVar(&m.allowUnsavedState, "allow-unsaved-state", false, "with a machine key: when the rollback state ($STATE_DIRECTORY or ~/.local/state/ov) cannot be written, warn and go on, protected only by the grant's signed floor")
 }
 

@@ -21,16 +21,16 @@ import (
 const maxPasswordFile = 4096
 
 // readSecretInput reads a password-like secret: from file (which must be 0600 and owned by the
-// caller) when file is set, else from /dev/tty with echo off. With confirm, the terminal asks twice.
-// The caller must clear the returned slice.
-func (a *App) readSecretInput(prompt, file string, confirm bool) ([]byte, error) {
+// caller) when file is set, else from /dev/tty with echo off. flag is the flag that gives the file
+// instead ("--password-file"; "" when there is none), named in the hint when there is no terminal.
+// With confirm, the terminal asks twice. The caller must clear the returned slice.
+func (a *App) readSecretInput(prompt, flag, file string, confirm bool) ([]byte, error) {
 	if file != "" {
 		return readPasswordFile(file)
 	}
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
-		return nil, withCode(ExitLocked, errors.New("locked: no terminal to ask for the "+prompt+" on"),
-			"pass --password-file FILE (a 0600 file holding it), or unlock an agent with `ov agent start`; ov never takes a password on the command line or from the environment")
+		return nil, withCode(ExitLocked, errors.New("locked: no terminal to ask for the "+prompt+" on"), a.noTerminalHint(flag))
 	}
 	defer tty.Close()
 	ask := func(p string) ([]byte, error) { return askNoEcho(tty, p, prompt) }
@@ -105,6 +105,11 @@ func askNoEcho(tty *os.File, p, what string) ([]byte, error) {
 // readPasswordFile reads a password from a 0600 file of the caller, dropping one trailing newline.
 func readPasswordFile(path string) ([]byte, error) {
 	buf, err := credentials.ReadSecretFile(path, credentials.ReadOptions{MaxSize: maxPasswordFile})
+	if errors.Is(err, credentials.ErrWrongSize) {
+		if fi, serr := os.Lstat(path); serr == nil && fi.Size() == 0 {
+			return nil, emptyPasswordFile(path) // refused all the same: only the message and the code differ
+		}
+	}
 	if err != nil {
 		err = fmt.Errorf("read password file: %w", err)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -118,10 +123,36 @@ func readPasswordFile(path string) ([]byte, error) {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	if len(b) == 0 {
-		return nil, fmt.Errorf("read password file %s: it is empty", path)
+		return nil, emptyPasswordFile(path)
 	}
 	return b, nil
 }
+
+// emptyPasswordFile is an empty password file (or one holding only a newline): no password given,
+// locked (3), as an empty line at the prompt.
+func emptyPasswordFile(path string) error {
+	return withCode(ExitLocked, fmt.Errorf("read password file %s: it is empty: no password given", path),
+		"write the password into it (one line), or leave out the flag to be asked on the terminal")
+}
+
+// noTerminalHint says what to do instead of typing at a prompt: pass flag's file, or, where the
+// command would use a running agent (`ov run`), unlock one. Commands that never ask the agent do not
+// mention it: an unlocked agent would not help them.
+func (a *App) noTerminalHint(flag string) string {
+	if flag == "" {
+		return "pipe it on stdin instead"
+	}
+	h := "pass " + flag + " FILE (a 0600 file holding it)"
+	if flag == "--password-file" && a.cmd != nil && usesAgent(a.cmd.path) {
+		h += ", or unlock an agent with `ov agent start` (or `ov agent unlock`)"
+	}
+	return h + "; ov never takes a password on the command line or from the environment"
+}
+
+// usesAgent reports whether the command at path reads secrets through a running agent before it
+// asks for the password (cmd_run.go's readForRun). `ov mcp serve` also uses the agent, but never
+// prompts.
+func usesAgent(path string) bool { return path == "run" }
 
 func upperFirst(s string) string {
 	if s == "" {

@@ -67,7 +67,7 @@ func (a *App) unlock(ctx context.Context, u unlockFlags) (*session, error) {
 		return fail(fmt.Errorf("read config: %w", err))
 	}
 	defer ask.Wipe()
-	pw, err := a.readSecretInput("master password", u.passwordFile, false)
+	pw, err := a.readSecretInput("master password", "--password-file", u.passwordFile, false)
 	if err != nil {
 		return fail(err)
 	}

@@ -25,10 +25,30 @@ func (a *App) need(t target) error {
 	case t.env == "":
 		return usageErr("--env is required", "usage: ov "+a.cmd.usage)
 	}
-	for _, n := range []string{t.app, t.env} {
-		if _, err := names.NormalizeScope("app or env", n); err != nil {
-			return usageErr(fmt.Sprintf("invalid app or env name %q: %s", n, names.ScopeRule))
+	return checkScopeFlags(t.app, t.env)
+}
+
+// checkScopeFlags checks the values of --app and --env by the rule of internal/names (an empty value
+// is not given, and passes). Every command calls it before a password, a key derivation or the network.
+func checkScopeFlags(app string, envs ...string) error {
+	if err := checkScopeFlag("--app", "app", app); err != nil {
+		return err
+	}
+	for _, e := range envs {
+		if err := checkScopeFlag("--env", "env", e); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// checkScopeFlag checks one app or env name given to flag; kind ("app", "env") names it in the error.
+func checkScopeFlag(flag, kind, v string) error {
+	if v == "" {
+		return nil
+	}
+	if _, err := names.NormalizeScope(kind, v); err != nil {
+		return usageErr(fmt.Sprintf("invalid %s: %v", flag, err), "app and env names: "+names.ScopeRule)
 	}
 	return nil
 }

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 )
 
-// flagUsages formats a flag set as "  -h, --name TYPE   usage (default X)", one flag a line.
+// flagUsages formats a flag set as "  -h, --name WORD   usage (default X)", one flag a line. WORD is
+// [argName]'s; a duration's default is shown as it would be typed (8h, not 8h0m0s).
 func flagUsages(fs *pflag.FlagSet) string {
 	type row struct{ left, right string }
 	var rows []row
@@ -24,17 +26,15 @@ func flagUsages(fs *pflag.FlagSet) string {
 			left = "  -" + f.Shorthand + ", --" + f.Name
 		}
 		typ := f.Value.Type()
-		switch typ {
-		case "bool":
-		case "stringArray", "stringSlice":
-			left += " " + argName(f) // repeatable: the usage says so
-		case "int", "uint", "int64", "uint64":
-			left += " N"
-		default:
+		if typ != "bool" {
 			left += " " + argName(f)
 		}
 		right := f.Usage
-		if d := f.DefValue; d != "" && d != "false" && d != "[]" && d != "0" && typ != "bool" {
+		d := f.DefValue
+		if typ == "duration" {
+			d = typedDuration(d)
+		}
+		if d != "" && d != "false" && d != "[]" && d != "0" && typ != "bool" {
 			right += fmt.Sprintf(" (default %s)", d)
 		}
 		rows = append(rows, row{left, right})
@@ -47,14 +47,52 @@ func flagUsages(fs *pflag.FlagSet) string {
 	return b.String()
 }
 
-// argName names a flag's argument after the flag: --password-file FILE, --app APP, a file, a URL,
-// a duration or a credential name by what it holds.
+// typedDuration shortens a time.Duration's String ("8h0m0s", "10m0s") to what a user types ("8h",
+// "10m"); anything else is returned as it is.
+func typedDuration(s string) string {
+	d, err := time.ParseDuration(s)
+	if err != nil || d == 0 {
+		return s
+	}
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// placeholderAnnotation names a flag's argument where [argName]'s rules do not fit (see [placeholder]).
+const placeholderAnnotation = "ov-placeholder"
+
+// placeholder sets the word that names flag's argument in help, such as VERSION for `secret
+// rollback --to`; the usage line of the command should use the same word.
+func placeholder(fs *pflag.FlagSet, flag, word string) {
+	_ = fs.SetAnnotation(flag, placeholderAnnotation, []string{word})
+}
+
+// argName names a flag's argument by what it holds, the same word for the same thing in every
+// command: FILE for a file ov reads or writes (the machine key included), DIR, PATH for a socket or a
+// program, DURATION (typed as 90m, 24h or 7d), N for a count, and the flag's own word (APP, ENV, USER,
+// UNIT, EMAIL) where that says it. A command's usage line uses the same words. TestHelpPlaceholders
+// fails on a fallback (the flag's name upper-cased) or a Go type name.
 func argName(f *pflag.Flag) string {
+	if p := f.Annotations[placeholderAnnotation]; len(p) == 1 {
+		return p[0]
+	}
+	typ := f.Value.Type()
 	switch {
-	case f.Name == "format" && strings.Contains(f.Usage, "dotenv"):
+	case f.Name == "format":
 		return "FORMAT"
+	case f.Name == "approve":
+		return "MODE"
+	case typ == "duration" || f.Name == "max-age" || f.Name == "expires" || f.Name == "since" || strings.HasSuffix(f.Name, "timeout"):
+		return "DURATION"
+	case f.Name == "root" || strings.HasSuffix(f.Name, "-dir"):
+		return "DIR"
 	case strings.HasSuffix(f.Name, "file") || f.Name == "config" || f.Name == "out" || f.Name == "emergency-kit" ||
-		f.Name == "machine-key" || f.Name == "unit-dir" || f.Name == "cache":
+		f.Name == "machine-key" || f.Name == "cache":
 		return "FILE"
 	case f.Name == "server":
 		return "URL"
@@ -64,16 +102,22 @@ func argName(f *pflag.Flag) string {
 		return "NAME"
 	case f.Name == "binary" || f.Name == "socket":
 		return "PATH"
-	case f.Name == "root":
-		return "DIR"
-	case strings.HasPrefix(f.Name, "rate") || strings.HasPrefix(f.Name, "max-output"):
-		return "N"
-	case f.Name == "max-age" || f.Name == "expires" || strings.HasSuffix(f.Name, "timeout"):
-		return "DURATION"
+	case f.Name == "user" || f.Name == "owner":
+		return "USER"
+	case f.Name == "allow-command":
+		return "PATTERN"
+	case f.Name == "max-output":
+		return "BYTES"
+	case f.Name == "before":
+		return "ID"
 	case f.Name == "scope":
 		return "APP/ENV"
 	case f.Name == "allow":
 		return "PROGRAM"
+	case f.Name == "app" || f.Name == "env" || f.Name == "email" || f.Name == "unit":
+		return strings.ToUpper(f.Name)
+	case strings.HasPrefix(typ, "int") || strings.HasPrefix(typ, "uint") || strings.HasPrefix(typ, "float"):
+		return "N"
 	}
 	return strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 }

@@ -161,7 +161,8 @@ func (s *server) mcpServer() *mcp.Server {
 		Name:  "check_secrets",
 		Title: "Check which secrets exist",
 		Description: "Check which of the given secret names exist in an app's environment and which are missing, " +
-			"for example the variables a program reads (from its code or its .env.example) when moving it to OpaqueVault.",
+			"for example the variables a program reads (from its code or its .env.example) when moving it to OpaqueVault. " +
+			"Names that no secret can have are listed as invalid, with the rule.",
 		InputSchema: mustSchema[checkIn](func(sc *jsonschema.Schema) {
 			s.describeScope(sc, true)
 			sc.Properties["names"].Type, sc.Properties["names"].Types = "array", nil
@@ -518,6 +519,8 @@ type checkOut struct {
 	Env        string   `json:"env"`
 	Present    []string `json:"present"`
 	Missing    []string `json:"missing"`
+	Invalid    []string `json:"invalid"`        // names no secret can have (internal/names): never "missing"
+	Rule       string   `json:"rule,omitempty"` // with invalid names: what a secret name is
 	AllPresent bool     `json:"all_present"`
 }
 
@@ -533,17 +536,24 @@ func (s *server) checkSecrets(ctx context.Context, in checkIn, c *call) (*checkO
 	for _, x := range info.Secrets {
 		have[x.Name] = true
 	}
-	out := &checkOut{App: app, Env: env, Present: []string{}, Missing: []string{}}
+	out := &checkOut{App: app, Env: env, Present: []string{}, Missing: []string{}, Invalid: []string{}}
 	for _, n := range dedup(in.Names) {
-		if have[n] {
+		switch {
+		case !names.ValidSecret(n):
+			out.Invalid = append(out.Invalid, n)
+		case have[n]:
 			out.Present = append(out.Present, n)
-		} else {
+		default:
 			out.Missing = append(out.Missing, n)
 		}
 	}
-	out.AllPresent = len(out.Missing) == 0
-	c.names = dedup(in.Names)
+	if len(out.Invalid) > 0 {
+		out.Rule = names.SecretRule
+	}
+	out.AllPresent = len(out.Missing) == 0 && len(out.Invalid) == 0
+	c.names = append(slices.Clone(out.Present), out.Missing...) // the log names valid names only
 	c.fields["missing"] = len(out.Missing)
+	c.fields["invalid"] = len(out.Invalid)
 	return out, nil, nil
 }
 

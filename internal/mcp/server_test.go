@@ -27,6 +27,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/opaquevault/opaquevault/internal/localapi"
+	ovnames "github.com/opaquevault/opaquevault/internal/names"
 )
 
 // memSource is a fixed in-memory Source: app → env → name → value. The
@@ -408,6 +409,28 @@ func TestListSecrets(t *testing.T) {
 	_ = json.Unmarshal(b, &chk)
 	if res.IsError || !slices.Equal(chk.Present, []string{"TOKEN", "PORT"}) || !slices.Equal(chk.Missing, []string{"STRIPE_KEY"}) || chk.AllPresent {
 		t.Errorf("check_secrets = %+v %s", chk, text(res))
+	}
+	// Names no secret can have are invalid, with the rule, not missing.
+	res = h.call(t, "check_secrets", map[string]any{"app": "myapp", "env": "dev", "names": []string{"TOKEN", ".X", "BAD NAME", "STRIPE_KEY", "-lead"}})
+	chk = checkOut{}
+	b, _ = json.Marshal(res.StructuredContent)
+	_ = json.Unmarshal(b, &chk)
+	if res.IsError || !slices.Equal(chk.Present, []string{"TOKEN"}) || !slices.Equal(chk.Missing, []string{"STRIPE_KEY"}) ||
+		!slices.Equal(chk.Invalid, []string{".X", "BAD NAME", "-lead"}) || chk.Rule != ovnames.SecretRule || chk.AllPresent {
+		t.Errorf("check_secrets with invalid names = %+v %s", chk, text(res))
+	}
+	// Only invalid names: none is missing, and not all are present.
+	res = h.call(t, "check_secrets", map[string]any{"app": "myapp", "env": "dev", "names": []string{"BAD NAME"}})
+	chk = checkOut{}
+	b, _ = json.Marshal(res.StructuredContent)
+	_ = json.Unmarshal(b, &chk)
+	if res.IsError || len(chk.Missing) != 0 || !slices.Equal(chk.Invalid, []string{"BAD NAME"}) || chk.AllPresent {
+		t.Errorf("check_secrets with one invalid name = %+v %s", chk, text(res))
+	}
+	// All valid and present: invalid is an empty list, and no rule.
+	res = h.call(t, "check_secrets", map[string]any{"app": "myapp", "env": "dev", "names": []string{"TOKEN"}})
+	if !strings.Contains(text(res), `"invalid":[]`) || strings.Contains(text(res), `"rule"`) {
+		t.Errorf("check_secrets of a present name: %s", text(res))
 	}
 	assertNoValues(t, "the JSON-RPC stream", h.wire.Bytes(), src)
 }
