@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -519,4 +520,51 @@ func TestMainTLS(t *testing.T) {
 		r := startMain(t, "--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "ov.db"))
 		check(t, r, pool)
 	})
+}
+
+// flagLine is one flag of pflag's usage output: "  --name PLACEHOLDER   usage" (bool flags: "--name[=true|false]").
+var flagLine = regexp.MustCompile(`^\s+(?:-\w, )?--([a-z0-9-]+)(\[=true\|false\])?(?: (.*?))?\s{3,}\S`)
+
+// TestMainHelp: `ov-server --help` names its commands, and every flag of every command shows a
+// placeholder that is one upper-case word (not a phrase taken from backquotes, not a Go type name).
+func TestMainHelp(t *testing.T) {
+	help := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := Main(bg, args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, code, errb.String())
+		}
+		return out.String() + errb.String()
+	}
+	top := help("--help")
+	for _, want := range []string{"\n  invite create|list|revoke ", "\n  backup FILE ", "\n  restore FILE ", "SIGHUP"} {
+		if !strings.Contains(top, want) {
+			t.Errorf("ov-server --help does not show %q:\n%s", want, top)
+		}
+	}
+	goTypes := map[string]bool{"string": true, "int": true, "int64": true, "uint": true, "float": true, "float64": true,
+		"duration": true, "bool": true, "strings": true, "stringSlice": true, "stringArray": true, "ip": true}
+	placeholder := regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+	for _, args := range [][]string{{"--help"}, {"invite", "--help"}, {"backup", "--help"}, {"restore", "--help"}} {
+		out := help(args...)
+		n := 0
+		for _, line := range strings.Split(out, "\n") {
+			m := flagLine.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			n++
+			name, isBool, ph := m[1], m[2] != "", m[3]
+			switch {
+			case isBool && ph != "":
+				t.Errorf("%v: bool flag --%s has a placeholder %q", args, name, ph)
+			case isBool:
+			case !placeholder.MatchString(ph) || goTypes[ph]:
+				t.Errorf("%v: --%s shows placeholder %q, want one upper-case word such as FILE or N", args, name, ph)
+			}
+		}
+		if n == 0 || (args[0] == "--help" && n < 30) {
+			t.Errorf("%v: found %d flag lines in:\n%s", args, n, out)
+		}
+	}
 }
