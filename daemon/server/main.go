@@ -285,6 +285,11 @@ func run(ctx context.Context, o *options, logger *logrus.Logger, stderr io.Write
 		// Requests in flight keep their context through a graceful shutdown.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// SIGHUP is caught before anything says "listening" or READY=1: from then on systemd may send a
+	// reload, and an uncaught SIGHUP would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	errc := make(chan error, len(lns)+1)
 	var ms *http.Server
 	if mln != nil {
@@ -324,9 +329,6 @@ func run(ctx context.Context, o *options, logger *logrus.Logger, stderr io.Write
 
 	stopWatchdog := startWatchdog(ctx, db.Ping, log)
 	defer stopWatchdog()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	var serveErr error
 wait:
