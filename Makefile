@@ -77,7 +77,8 @@ deb:
 rpm:
 	packaging/build-rpm.sh dist/rpm
 
-# A flat, [trusted=yes] apt repository of the .debs in dist/apt-repo, for `apt install opaquevault`.
+# A flat apt repository of the .debs in dist/apt-repo, signed (InRelease, Release.gpg; the public key beside it as
+# opaquevault-archive-keyring.gpg, for deb [signed-by=...]; OV_APT_GNUPGHOME names the signing key, else a test key).
 apt-repo: deb
 	packaging/apt-repo.sh dist/deb dist/apt-repo
 

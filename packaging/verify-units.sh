@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# verify-units.sh: `make units`. Runs `systemd-analyze verify` (which must print nothing: it exits 0 on unknown
-# keys) and `systemd-analyze security --offline` (exposure must stay "OK" or better, below 5.0) on the units
+# verify-units.sh: `make units`. Runs `systemd-analyze verify` (which must exit 0 and print nothing: it exits 0 on
+# unknown keys) and `systemd-analyze security --offline` (exposure must stay "OK" or better, below 5.0) on the units
 # the packages ship, and on the agent units `ov agent install --root` renders (its failure fails the run).
 # Works without systemd as PID 1: the units are checked in a scratch root that has the host's units and ours.
 set -euo pipefail
@@ -30,8 +30,11 @@ fi
 units+=(ov-agent.service ov-agent.socket ov-agent-credentials.socket)
 services+=(ov-agent.service)
 
-out=$(systemd-analyze verify --man=no --root="$root" "${units[@]}" 2>&1) || true
-if [ -n "$out" ]; then echo "$out"; echo "units: systemd-analyze verify ${units[*]}: FAILED"; exit 1; fi
+# Both must hold: exit status 0 (a missing ExecStart= binary, a bad unit name, a unit that fails to load) and no
+# output (unknown keys and bad values are only warnings, with status 0).
+vrc=0
+out=$(systemd-analyze verify --man=no --root="$root" "${units[@]}" 2>&1) || vrc=$?
+if [ "$vrc" -ne 0 ] || [ -n "$out" ]; then echo "$out"; echo "units: systemd-analyze verify ${units[*]}: FAILED (exit $vrc)"; exit 1; fi
 echo "units: systemd-analyze verify ${units[*]}: clean"
 rc=0
 for s in "${services[@]}"; do

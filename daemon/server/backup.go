@@ -20,7 +20,7 @@ func backupMain(ctx context.Context, cmd string, args []string, stdout, stderr i
 	var db string
 	fs := pflag.NewFlagSet("ov-server "+cmd, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&db, "db", "", "SQLite database file (default: $STATE_DIRECTORY/ov-server.db, else /var/lib/ov-server/ov-server.db)")
+	fs.StringVar(&db, "db", "", "the SQLite database file, a `PATH` (default: $STATE_DIRECTORY/ov-server.db, else /var/lib/ov-server/ov-server.db)")
 	fs.Usage = func() {
 		what := "write a consistent copy of the database to FILE (a new file, 0600), while ov-server runs"
 		if cmd == "restore" {

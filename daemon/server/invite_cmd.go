@@ -24,9 +24,9 @@ import (
 func inviteMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ov-server invite", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	db := fs.String("db", "", "the database (default: as ov-server)")
-	expires := fs.Duration("expires", 7*24*time.Hour, "create: the code expires after this long (0: never)")
-	note := fs.String("note", "", "create: a note for `invite list` (who the code is for); not secret")
+	db := fs.String("db", "", "the database, a `PATH` or postgres:// URL (default: as ov-server)")
+	expires := fs.Duration("expires", 7*24*time.Hour, "create: the code expires after this `DURATION` (0: never)")
+	note := fs.String("note", "", "create: a note, `TEXT` shown by invite list (who the code is for); not secret")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: ov-server invite create [--expires 168h] [--note TEXT] [--db PATH]\n"+
 			"       ov-server invite list [--db PATH]\n       ov-server invite revoke ID [--db PATH]\n\n"+

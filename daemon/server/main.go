@@ -76,43 +76,50 @@ func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, erro
 	fs := pflag.NewFlagSet("ov-server", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8443", "serve on host:port, or on a unix socket with unix:/path (ignored when systemd passes sockets)")
-	fs.StringVar(&o.db, "db", "", "SQLite database file, or a postgres:// URL (default: $STATE_DIRECTORY/ov-server.db, else /var/lib/ov-server/ov-server.db)")
-	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate chain, PEM (default: $CREDENTIALS_DIRECTORY/tls.crt when present)")
-	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key, PEM (default: $CREDENTIALS_DIRECTORY/tls.key when present)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8443", "serve on `ADDR`: host:port, or a unix socket as unix:/path (ignored when systemd passes sockets)")
+	fs.StringVar(&o.db, "db", "", "the database, `DB`: a SQLite file, or a postgres:// URL (default: $STATE_DIRECTORY/ov-server.db, else /var/lib/ov-server/ov-server.db)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate chain, a PEM `FILE` (default: $CREDENTIALS_DIRECTORY/tls.crt when present); re-read on SIGHUP")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key, a PEM `FILE` (default: $CREDENTIALS_DIRECTORY/tls.key when present); re-read on SIGHUP")
 	fs.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP on an address that is not loopback")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&o.registration, "registration", "", "who may create accounts: open, invite (codes from `ov-server invite create`) or closed\n(default: open when every listener is loopback or a unix socket, else invite)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fs.StringVar(&o.registration, "registration", "", "who may create accounts, a `MODE`: open, invite (codes from ov-server invite create) or closed\n(default: open when every listener is loopback or a unix socket, else invite)")
 	fs.BoolVar(&o.noSignup, "disable-registration", false, "the same as --registration closed")
-	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this host:port or unix:/path (default: off; never on the API listener)")
-	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a Go CPU profile of the whole run to this file (for benchmarks; `go tool pprof`)")
-	fs.IntVar(&o.quotas.Apps, "quota-apps", o.quotas.Apps, "most apps per account (0: no limit)")
-	fs.IntVar(&o.quotas.Envs, "quota-envs", o.quotas.Envs, "most environments per account (0: no limit)")
-	fs.IntVar(&o.quotas.Secrets, "quota-secrets", o.quotas.Secrets, "most secrets per account, all environments together (0: no limit)")
-	fs.Int64Var(&o.quotas.Bytes, "quota-bytes", o.quotas.Bytes, "most bytes of sealed secrets per account (0: no limit)")
-	fs.IntVar(&o.quotas.Machines, "quota-machines", o.quotas.Machines, "most machine keys per account (0: no limit)")
-	fs.IntVar(&o.quotas.Devices, "quota-devices", o.quotas.Devices, "most active devices per account (0: no limit)")
-	fs.IntVar(&o.overload.MaxInFlight, "max-in-flight", o.overload.MaxInFlight, "API requests served at once; more wait, then get 503 + Retry-After (0: no limit)")
-	fs.IntVar(&o.overload.MaxQueued, "max-queued", o.overload.MaxQueued, "API requests that may wait for a slot")
-	fs.DurationVar(&o.overload.QueueWait, "queue-wait", o.overload.QueueWait, "longest wait for a slot before 503")
-	fs.Int64Var(&o.limits.MaxBodyBytes, "max-body-bytes", o.limits.MaxBodyBytes, "largest request body, except commits and machine registrations")
-	fs.Int64Var(&o.limits.MaxCommitBytes, "max-commit-bytes", o.limits.MaxCommitBytes, "largest commit request body")
-	fs.IntVar(&o.limits.MaxRecordBytes, "max-record-bytes", o.limits.MaxRecordBytes, "largest sealed secret record")
-	fs.IntVar(&o.limits.MaxSecrets, "max-secrets", o.limits.MaxSecrets, "most secrets in one environment")
-	fs.Int64Var(&o.limits.MaxEnvBytes, "max-env-bytes", o.limits.MaxEnvBytes, "most bytes of sealed records in one environment")
-	fs.IntVar(&o.limits.KeepVersions, "keep-versions", 0, "sealed versions of each secret kept for history and rollback, the newest always among them (0: all)")
-	fs.Float64Var(&o.limits.KeyRate.PerSecond, "rate-key", o.limits.KeyRate.PerSecond, "requests per second per device or machine key (0: no limit)")
-	fs.IntVar(&o.limits.KeyRate.Burst, "burst-key", o.limits.KeyRate.Burst, "burst of requests per device or machine key")
-	fs.Float64Var(&o.limits.IPRate.PerSecond, "rate-ip", o.limits.IPRate.PerSecond, "unauthenticated or failed requests per second per client address (0: no limit)")
-	fs.IntVar(&o.limits.IPRate.Burst, "burst-ip", o.limits.IPRate.Burst, "burst of unauthenticated or failed requests per client address")
-	fs.Float64Var(&o.limits.LoginRate.PerSecond, "rate-login", o.limits.LoginRate.PerSecond, "login attempts per second per email (0: no limit)")
-	fs.IntVar(&o.limits.LoginRate.Burst, "burst-login", o.limits.LoginRate.Burst, "burst of login attempts per email")
-	fs.DurationVar(&o.readTimeout, "read-timeout", 2*time.Minute, "time to read a whole request")
-	fs.DurationVar(&o.writeTimeout, "write-timeout", 2*time.Minute, "time to write a whole response")
-	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "time given to requests in flight at shutdown")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on `ADDR`, host:port or unix:/path (default: off; never on the API listener)")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a Go CPU profile of the whole run to `FILE` (for benchmarks; read it with go tool pprof)")
+	fs.IntVar(&o.quotas.Apps, "quota-apps", o.quotas.Apps, "most apps per account, `N` (0: no limit)")
+	fs.IntVar(&o.quotas.Envs, "quota-envs", o.quotas.Envs, "most environments per account, `N` (0: no limit)")
+	fs.IntVar(&o.quotas.Secrets, "quota-secrets", o.quotas.Secrets, "most secrets per account, `N`, all environments together (0: no limit)")
+	fs.Int64Var(&o.quotas.Bytes, "quota-bytes", o.quotas.Bytes, "most `BYTES` of sealed secrets per account (0: no limit)")
+	fs.IntVar(&o.quotas.Machines, "quota-machines", o.quotas.Machines, "most machine keys per account, `N` (0: no limit)")
+	fs.IntVar(&o.quotas.Devices, "quota-devices", o.quotas.Devices, "most active devices per account, `N` (0: no limit)")
+	fs.IntVar(&o.overload.MaxInFlight, "max-in-flight", o.overload.MaxInFlight, "`N` API requests served at once; more wait, then get 503 + Retry-After (0: no limit)")
+	fs.IntVar(&o.overload.MaxQueued, "max-queued", o.overload.MaxQueued, "`N` API requests that may wait for a slot")
+	fs.DurationVar(&o.overload.QueueWait, "queue-wait", o.overload.QueueWait, "longest wait for a slot before 503, a `DURATION` (200ms, 1s)")
+	fs.Int64Var(&o.limits.MaxBodyBytes, "max-body-bytes", o.limits.MaxBodyBytes, "largest request body in `BYTES`, except commits and machine registrations")
+	fs.Int64Var(&o.limits.MaxCommitBytes, "max-commit-bytes", o.limits.MaxCommitBytes, "largest commit request body in `BYTES`")
+	fs.IntVar(&o.limits.MaxRecordBytes, "max-record-bytes", o.limits.MaxRecordBytes, "largest sealed secret record in `BYTES`")
+	fs.IntVar(&o.limits.MaxSecrets, "max-secrets", o.limits.MaxSecrets, "most secrets in one environment, `N`")
+	fs.Int64Var(&o.limits.MaxEnvBytes, "max-env-bytes", o.limits.MaxEnvBytes, "most `BYTES` of sealed records in one environment")
+	fs.IntVar(&o.limits.KeepVersions, "keep-versions", 0, "keep `N` sealed versions of each secret for history and rollback, the newest always among them (0: all)")
+	fs.Float64Var(&o.limits.KeyRate.PerSecond, "rate-key", o.limits.KeyRate.PerSecond, "`RATE` requests per second per device or machine key (0: no limit)")
+	fs.IntVar(&o.limits.KeyRate.Burst, "burst-key", o.limits.KeyRate.Burst, "burst of `N` requests per device or machine key")
+	fs.Float64Var(&o.limits.IPRate.PerSecond, "rate-ip", o.limits.IPRate.PerSecond, "`RATE` unauthenticated or failed requests per second per client address (0: no limit)")
+	fs.IntVar(&o.limits.IPRate.Burst, "burst-ip", o.limits.IPRate.Burst, "burst of `N` unauthenticated or failed requests per client address")
+	fs.Float64Var(&o.limits.LoginRate.PerSecond, "rate-login", o.limits.LoginRate.PerSecond, "`RATE` login attempts per second per email (0: no limit)")
+	fs.IntVar(&o.limits.LoginRate.Burst, "burst-login", o.limits.LoginRate.Burst, "burst of `N` login attempts per email")
+	fs.DurationVar(&o.readTimeout, "read-timeout", 2*time.Minute, "time to read a whole request, a `DURATION`")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 2*time.Minute, "time to write a whole response, a `DURATION`")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "time given to requests in flight at shutdown, a `DURATION`")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: ov-server [flags]\n\nov-server stores ciphertext for OpaqueVault clients. It never sees key material.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(stderr, "Usage: ov-server [flags]\n       ov-server COMMAND [flags]\n\n"+
+			"ov-server stores ciphertext for OpaqueVault clients. It never sees key material.\n"+
+			"Without a command it serves the API; SIGHUP re-reads the TLS certificate and key.\n\n"+
+			"Commands (each has --help):\n"+
+			"  invite create|list|revoke   manage invite codes for --registration invite\n"+
+			"  backup FILE                 write a consistent copy of the SQLite database to FILE (new, 0600) while ov-server runs\n"+
+			"  restore FILE                replace the SQLite database by the backup FILE; stop ov-server first\n\n"+
+			"Flags:\n%s", fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, fs, err
@@ -278,6 +285,11 @@ func run(ctx context.Context, o *options, logger *logrus.Logger, stderr io.Write
 		// Requests in flight keep their context through a graceful shutdown.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// SIGHUP is caught before anything says "listening" or READY=1: from then on systemd may send a
+	// reload, and an uncaught SIGHUP would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	errc := make(chan error, len(lns)+1)
 	var ms *http.Server
 	if mln != nil {
@@ -317,9 +329,6 @@ func run(ctx context.Context, o *options, logger *logrus.Logger, stderr io.Write
 
 	stopWatchdog := startWatchdog(ctx, db.Ping, log)
 	defer stopWatchdog()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	var serveErr error
 wait:

@@ -9,6 +9,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -23,6 +24,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -519,4 +521,221 @@ func TestMainTLS(t *testing.T) {
 		r := startMain(t, "--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "ov.db"))
 		check(t, r, pool)
 	})
+}
+
+// flagLine is one flag of pflag's usage output: "  --name PLACEHOLDER   usage" (bool flags: "--name[=true|false]").
+var flagLine = regexp.MustCompile(`^\s+(?:-\w, )?--([a-z0-9-]+)(\[=true\|false\])?(?: (.*?))?\s{3,}\S`)
+
+// TestMainHelp: `ov-server --help` names its commands, and every flag of every command shows a
+// placeholder that is one upper-case word (not a phrase taken from backquotes, not a Go type name).
+func TestMainHelp(t *testing.T) {
+	help := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := Main(bg, args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, code, errb.String())
+		}
+		return out.String() + errb.String()
+	}
+	top := help("--help")
+	for _, want := range []string{"\n  invite create|list|revoke ", "\n  backup FILE ", "\n  restore FILE ", "SIGHUP"} {
+		if !strings.Contains(top, want) {
+			t.Errorf("ov-server --help does not show %q:\n%s", want, top)
+		}
+	}
+	goTypes := map[string]bool{"string": true, "int": true, "int64": true, "uint": true, "float": true, "float64": true,
+		"duration": true, "bool": true, "strings": true, "stringSlice": true, "stringArray": true, "ip": true}
+	placeholder := regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+	for _, args := range [][]string{{"--help"}, {"invite", "--help"}, {"backup", "--help"}, {"restore", "--help"}} {
+		out := help(args...)
+		n := 0
+		for _, line := range strings.Split(out, "\n") {
+			m := flagLine.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			n++
+			name, isBool, ph := m[1], m[2] != "", m[3]
+			switch {
+			case isBool && ph != "":
+				t.Errorf("%v: bool flag --%s has a placeholder %q", args, name, ph)
+			case isBool:
+			case !placeholder.MatchString(ph) || goTypes[ph]:
+				t.Errorf("%v: --%s shows placeholder %q, want one upper-case word such as FILE or N", args, name, ph)
+			}
+		}
+		if n == 0 || (args[0] == "--help" && n < 30) {
+			t.Errorf("%v: found %d flag lines in:\n%s", args, n, out)
+		}
+	}
+}
+
+// certFingerprint is the SHA-256 of the DER certificate in the PEM file path.
+func certFingerprint(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s: no PEM block", path)
+	}
+	sum := sha256.Sum256(blk.Bytes)
+	return hex.EncodeToString(sum[:])
+}
+
+// servedFingerprint makes a TLS handshake with addr and returns the SHA-256 of the leaf certificate.
+func servedFingerprint(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr,
+		&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}) // the fingerprint is what is checked
+	if err != nil {
+		t.Fatalf("TLS handshake with %s: %v", addr, err)
+	}
+	defer c.Close()
+	sum := sha256.Sum256(c.ConnectionState().PeerCertificates[0].Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// replaceFile writes data to path the way a certificate renewal does: a new file renamed over the old.
+func replaceFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path+".new", data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMainSIGHUPReloadsTLS runs ov-server as its own process (this test binary standing in for it,
+// with the real Main and its real signal handling) on --tls-cert/--tls-key files, renews the
+// certificate on disk and sends SIGHUP: the next handshake presents the new certificate, and the
+// process is the same. A broken renewal (a key that does not match the certificate) is refused
+// with a logged error, and the previous certificate keeps being served.
+func TestMainSIGHUPReloadsTLS(t *testing.T) {
+	dir := t.TempDir()
+	crt, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	selfSigned(t, dir, "tls.crt", "tls.key")
+	selfSigned(t, dir, "new.crt", "new.key")
+	selfSigned(t, dir, "other.crt", "other.key")
+	first, second := certFingerprint(t, crt), certFingerprint(t, filepath.Join(dir, "new.crt"))
+	if first == second {
+		t.Fatal("two generated certificates are equal")
+	}
+	notifyPath := filepath.Join(dir, "notify")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "OV_SERVER_TEST_MAIN=1", "NOTIFY_SOCKET="+notifyPath,
+		"OV_SERVER_TEST_ARGS="+strings.Join([]string{"--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "ov.db"),
+			"--tls-cert", crt, "--tls-key", key}, "\x1f"))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var logText syncBuffer
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logText.Write([]byte(sc.Text() + "\n"))
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waitLine := func(what string) string {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("ov-server exited while waiting for %q:\n%s", what, logText.String())
+				}
+				if strings.Contains(l, what) {
+					return l
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no line with %q:\n%s", what, logText.String())
+			}
+		}
+	}
+	_, addr, _ := strings.Cut(waitLine("ov-server: listening on https://"), "https://")
+	addr, _, _ = strings.Cut(addr, " ")
+	if got := readNotify(t, notify); !strings.Contains(got, "READY=1") {
+		t.Fatalf("notify: %q, want READY=1", got)
+	}
+	if got := servedFingerprint(t, addr); got != first {
+		t.Fatalf("served %s at start, want the installed certificate %s", got, first)
+	}
+	// sighup sends SIGHUP and waits for RELOADING=1, then READY=1, as systemd's ExecReload does.
+	sighup := func() {
+		t.Helper()
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if got := readNotify(t, notify); !strings.Contains(got, "RELOADING=1") || !strings.Contains(got, "MONOTONIC_USEC=") {
+			t.Fatalf("notify after SIGHUP: %q, want RELOADING=1 with MONOTONIC_USEC", got)
+		}
+		if got := readNotify(t, notify); !strings.Contains(got, "READY=1") {
+			t.Fatalf("notify after reloading: %q, want READY=1", got)
+		}
+	}
+
+	// A renewal: new certificate and key in place, then SIGHUP.
+	newCrt, _ := os.ReadFile(filepath.Join(dir, "new.crt"))
+	newKey, _ := os.ReadFile(filepath.Join(dir, "new.key"))
+	replaceFile(t, crt, newCrt)
+	replaceFile(t, key, newKey)
+	if got := servedFingerprint(t, addr); got != first {
+		t.Fatalf("served %s before SIGHUP, want the old %s still", got, first)
+	}
+	sighup()
+	waitLine("reloaded TLS certificate")
+	if got := servedFingerprint(t, addr); got != second {
+		t.Fatalf("after SIGHUP served %s, want the renewed certificate %s", got, second)
+	}
+
+	// A broken renewal: another certificate whose key is not there (the key file still holds new.key).
+	otherCrt, _ := os.ReadFile(filepath.Join(dir, "other.crt"))
+	replaceFile(t, crt, otherCrt)
+	sighup()
+	l := waitLine("reload TLS certificate")
+	if !strings.Contains(l, "level=error") || !strings.Contains(l, "keeping the old one") ||
+		!strings.Contains(l, crt) || !strings.Contains(l, "private key does not match public key") {
+		t.Errorf("log line of the broken reload: %q, want an error naming %s and the mismatch", l, crt)
+	}
+	if strings.Contains(logText.String(), "PRIVATE KEY") {
+		t.Errorf("the log shows key material:\n%s", logText.String())
+	}
+	if got := servedFingerprint(t, addr); got != second {
+		t.Fatalf("after a broken renewal served %s, want the previous certificate %s kept", got, second)
+	}
+	// A file that is not PEM at all is refused the same way.
+	replaceFile(t, crt, []byte("not a certificate\n"))
+	sighup()
+	if l := waitLine("reload TLS certificate"); !strings.Contains(l, "keeping the old one") {
+		t.Errorf("garbage certificate: %q", l)
+	}
+	if got := servedFingerprint(t, addr); got != second {
+		t.Fatalf("after a garbage certificate served %s, want %s kept", got, second)
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	go func() {
+		for range lines {
+		}
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("ov-server exit after SIGTERM: %v\n%s", err, logText.String())
+	}
 }

@@ -299,15 +299,21 @@ first_connect() {
 }
 check "first connection starts ov-server (Type=notify, STATUS=serving); GET /healthz 200, /metrics 404 on the API listener; journal has its listening line; db ov-server 0600" -- first_connect
 
+# Reload without TLS: the process survives SIGHUP and keeps serving. (What a reload does to the certificate is
+# checked through TLS handshakes below, for the setup that renews by reload.)
 reload_server() {
-  local pid; pid=$(ct systemctl show -p MainPID --value ov-server.service)
+  local pid r; pid=$(ct systemctl show -p MainPID --value ov-server.service)
   ct systemctl reload ov-server.service || return 1
-  active ov-server.service && [ "$(ct systemctl show -p MainPID --value ov-server.service)" = "$pid" ]
+  active ov-server.service || { echo "ov-server.service is $(ct systemctl is-active ov-server.service) after reload"; return 1; }
+  [ "$(ct systemctl show -p MainPID --value ov-server.service)" = "$pid" ] || { echo "MainPID changed on reload"; return 1; }
+  r=$(http_get /healthz)
+  [[ $r == "HTTP/1.1 200"* ]] || { echo "GET /healthz after reload: ${r%%$'\r'*}"; return 1; }
 }
-check "systemctl reload ov-server (SIGHUP, RELOADING=1): same PID, still active" -- reload_server
+check "systemctl reload ov-server without TLS (SIGHUP): same PID, still active, /healthz 200" -- reload_server
 
-verify_units() { # verify_units UNIT...: systemd-analyze verify prints nothing (no man-db inside: --man=no)
-  local out; out=$(ct systemd-analyze verify --man=no "$@" 2>&1); [ -z "$out" ] || { echo "$out"; return 1; }
+verify_units() { # verify_units UNIT...: systemd-analyze verify exits 0 and prints nothing (no man-db inside: --man=no)
+  local out rc=0; out=$(ct systemd-analyze verify --man=no "$@" 2>&1) || rc=$?
+  [ $rc -eq 0 ] && [ -z "$out" ] || { echo "$out"; echo "systemd-analyze verify: exit $rc"; return 1; }
 }
 check "systemd-analyze verify ov-server.service ov-server.socket: clean" -- verify_units ov-server.service ov-server.socket
 SECURITY_SERVER=$(ct systemd-analyze security ov-server.service 2>/dev/null | tail -n 1)
@@ -324,8 +330,8 @@ server_tls() {
   ct cp /usr/share/doc/opaquevault-server/examples/ov-server.conf $TLS_DROPIN/override.conf || return 1
   ct systemctl daemon-reload && ct systemctl restart ov-server.service || { jgrep ov-server.service -n 5; return 1; }
   pid=$(ct systemctl show -p MainPID --value ov-server.service)
-  wait_for 5 eval "jgrep ov-server.service _PID=$pid | grep -q '^ov-server: listening on https://127.0.0.1:8443 '" ||
-    { echo "not serving HTTPS: $(jgrep ov-server.service _PID="$pid" | tail -n 2)"; return 1; }
+  wait_for 5 eval "jgrep ov-server.service -b _PID=$pid | grep -q '^ov-server: listening on https://127.0.0.1:8443 '" ||
+    { echo "not serving HTTPS: $(jgrep ov-server.service -b _PID="$pid" | tail -n 2)"; return 1; }
   # A plain HTTP request to the TLS socket: "HTTP/1.0 400 ... Client sent an HTTP request to an HTTPS server."
   r=$(http_get /healthz)
   [[ $r == "HTTP/1.0 400"*"HTTPS server"* ]] || { echo "plain HTTP got: ${r%%$'\r'*}"; return 1; }
@@ -338,10 +344,17 @@ server_tls() {
     echo "a TLS 1.2 client got a session"; return 1
   fi
   # A renewal, as self-hosting.md says: new files, then `systemctl restart` (LoadCredential= copies them at
-  # start; the socket keeps the port open meanwhile). The new certificate is served.
+  # start; the socket keeps the port open meanwhile). First the page's warning: a reload re-reads the copies
+  # systemd made at start, so the old certificate is still served afterwards.
+  local old=$want
   new_cert "$E2E_WORK/tls2" || return 1
   install -m 0600 "$E2E_WORK/tls2.crt" "$(cpath /etc/ov-server)/tls.crt" && install -m 0600 "$E2E_WORK/tls2.key" "$(cpath /etc/ov-server)/tls.key"
   want=$(openssl x509 -in "$E2E_WORK/tls2.crt" -noout -fingerprint -sha256)
+  ct systemctl reload ov-server.service || return 1
+  wait_for 10 eval "jgrep ov-server.service -b _PID=$pid | grep -q 'reloaded TLS certificate'" ||
+    { echo "no 'reloaded TLS certificate' after systemctl reload: $(jgrep ov-server.service -b _PID="$pid" | tail -n 2)"; return 1; }
+  got=$(served_fingerprint)
+  [ "$got" = "$old" ] || { echo "after reload with LoadCredential=: served ${got:-none}, want the old $old (self-hosting.md says a restart is needed)"; return 1; }
   ct systemctl restart ov-server.service || return 1
   wait_for 10 eval '[ "$(served_fingerprint)" = "$want" ]' || { echo "after restart: served $(served_fingerprint), want $want"; return 1; }
 }
@@ -356,12 +369,54 @@ served_fingerprint() {
   nsenter -t "$CPID" -n -- openssl s_client -connect 127.0.0.1:8443 -servername localhost </dev/null 2>/dev/null |
     openssl x509 -noout -fingerprint -sha256 2>/dev/null
 }
+# The renewal by reload of self-hosting.md ("Renewing the certificate"): --tls-cert/--tls-key files in
+# /etc/ssl/ov-server that the ov-server user can read; new files + `systemctl reload` serve the new certificate
+# from the same process; a broken renewal (a certificate without its key) is logged and the old one kept.
+TLS_FLAGS_DIR=/etc/ssl/ov-server
+install_tls_files() { # install_tls_files PREFIX: PREFIX.crt 0644 and PREFIX.key 0640 root:ov-server into TLS_FLAGS_DIR
+  install -m 0644 "$1.crt" "$(cpath $TLS_FLAGS_DIR)/tls.crt" && install -m 0640 "$1.key" "$(cpath $TLS_FLAGS_DIR)/tls.key" &&
+    ct chgrp ov-server $TLS_FLAGS_DIR/tls.key
+}
+server_tls_reload() {
+  local pid want got old
+  new_cert "$E2E_WORK/tls3" && new_cert "$E2E_WORK/tls4" && new_cert "$E2E_WORK/tls5" && install -d "$(cpath $TLS_DROPIN)" || return 1
+  install -d -m 0750 "$(cpath $TLS_FLAGS_DIR)" && ct chgrp ov-server $TLS_FLAGS_DIR && install_tls_files "$E2E_WORK/tls3" || return 1
+  printf '[Service]\nExecStart=\nExecStart=/usr/bin/ov-server --tls-cert %s/tls.crt --tls-key %s/tls.key\n' \
+    $TLS_FLAGS_DIR $TLS_FLAGS_DIR >"$(cpath $TLS_DROPIN)/override.conf"
+  ct systemctl daemon-reload && ct systemctl restart ov-server.service || { jgrep ov-server.service -b -n 5; return 1; }
+  pid=$(ct systemctl show -p MainPID --value ov-server.service)
+  wait_for 5 eval "jgrep ov-server.service -b _PID=$pid | grep -q '^ov-server: listening on https://127.0.0.1:8443 '" ||
+    { echo "not serving HTTPS from the flags: $(jgrep ov-server.service -b _PID="$pid" | tail -n 2)"; return 1; }
+  want=$(openssl x509 -in "$E2E_WORK/tls3.crt" -noout -fingerprint -sha256)
+  got=$(served_fingerprint)
+  [ -n "$got" ] && [ "$got" = "$want" ] || { echo "before reload: served ${got:-none}, want $want"; return 1; }
+  # The renewal: new files, then reload. Same process, new certificate in the next handshake.
+  install_tls_files "$E2E_WORK/tls4" || return 1
+  old=$want want=$(openssl x509 -in "$E2E_WORK/tls4.crt" -noout -fingerprint -sha256)
+  [ "$old" != "$want" ] || { echo "two fresh certificates have one fingerprint"; return 1; }
+  ct systemctl reload ov-server.service || return 1
+  wait_for 10 eval "jgrep ov-server.service -b _PID=$pid | grep -q 'reloaded TLS certificate'" ||
+    { echo "no 'reloaded TLS certificate' after systemctl reload: $(jgrep ov-server.service -b _PID="$pid" | tail -n 2)"; return 1; }
+  got=$(served_fingerprint)
+  [ "$got" = "$want" ] || { echo "after reload: served ${got:-none}, want the renewed $want"; return 1; }
+  [ "$(ct systemctl show -p MainPID --value ov-server.service)" = "$pid" ] && active ov-server.service ||
+    { echo "reload did not keep the process: MainPID $(ct systemctl show -p MainPID --value ov-server.service), was $pid"; return 1; }
+  # A broken renewal: a new certificate whose key is not there. The old certificate stays, and the journal says why.
+  install -m 0644 "$E2E_WORK/tls5.crt" "$(cpath $TLS_FLAGS_DIR)/tls.crt" || return 1
+  ct systemctl reload ov-server.service || return 1
+  wait_for 10 eval "jgrep ov-server.service -b _PID=$pid | grep 'reload TLS certificate; keeping the old one' | grep -q 'private key does not match public key'" ||
+    { echo "no error for a certificate without its key: $(jgrep ov-server.service -b _PID="$pid" | tail -n 2)"; return 1; }
+  got=$(served_fingerprint)
+  [ "$got" = "$want" ] || { echo "after a broken renewal: served ${got:-none}, want the previous $want kept"; return 1; }
+  active ov-server.service || { echo "ov-server.service is $(ct systemctl is-active ov-server.service) after a broken renewal"; return 1; }
+}
 # Back to the packaged unit (plain HTTP on loopback) for the rest of the run, whatever happened above.
 server_plain() {
-  ct rm -rf $TLS_DROPIN /etc/ov-server && ct systemctl daemon-reload && ct systemctl restart ov-server.service &&
+  ct rm -rf $TLS_DROPIN /etc/ov-server $TLS_FLAGS_DIR && ct systemctl daemon-reload && ct systemctl restart ov-server.service &&
     wait_for 5 eval 'http_get /healthz | grep -q "^HTTP/1.1 200"'
 }
-check "TLS (self-hosting.md): example drop-in, LoadCredential=tls.crt/tls.key: serves https://127.0.0.1:8443 with that certificate, TLS 1.3 only; a renewal + restart serves the new one (fingerprints through real handshakes)" -- server_tls
+check "TLS (self-hosting.md): example drop-in, LoadCredential=tls.crt/tls.key: serves https://127.0.0.1:8443 with that certificate, TLS 1.3 only; after a renewal a reload still serves the old one and a restart serves the new one (fingerprints through real handshakes)" -- server_tls
+check "TLS renewal by reload (self-hosting.md): --tls-cert/--tls-key in /etc/ssl/ov-server; new files + systemctl reload: same PID, the new certificate in the next handshake; a certificate without its key: error in the journal, the old one kept" -- server_tls_reload
 check "back to the packaged unit: plain HTTP on 127.0.0.1:8443 again" -- server_plain
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -547,12 +602,31 @@ restart_setup() {
   wait_for 15 eval "agent_log_since $t0 -o cat | grep -q 'watching for changes'" ||
     { agent_log_since "$t0" -o cat | tail -n 5; return 1; }
 }
+# polkit_denied WHAT CMD: CMD, run as deploy, fails with polkit's refusal (systemctl exits 1 and says "Access
+# denied", or "Interactive authentication required" when the default rule wants an admin and --no-ask-password
+# forbids asking). Any other failure (a typo, a missing unit) is not a denial and fails the check.
+polkit_denied() {
+  local out rc=0
+  out=$(as_user deploy "$2" 2>&1) || rc=$?
+  [ $rc -ne 0 ] || { echo "deploy could $1"; return 1; }
+  [ $rc -eq 1 ] && grep -qE 'Access denied|Interactive authentication required' <<<"$out" ||
+    { echo "deploy $1: exit $rc, $(tr '\n' ' ' <<<"$out")(want exit 1 with polkit's 'Access denied' or 'Interactive authentication required')"; return 1; }
+}
 restart_polkit() {
+  local pid
   as_user deploy 'systemctl --no-ask-password try-restart myapp.service' || { echo "deploy may not try-restart myapp.service"; return 1; }
   wait_for 10 active myapp.service || return 1
-  ! as_user deploy 'systemctl --no-ask-password stop myapp.service' 2>/dev/null || { echo "deploy could stop myapp.service"; return 1; }
-  ! as_user deploy 'systemctl --no-ask-password try-restart ov-server.service' 2>/dev/null || { echo "deploy could restart ov-server.service"; return 1; }
-  active myapp.service
+  polkit_denied "stop myapp.service" 'systemctl --no-ask-password stop myapp.service' || return 1
+  active myapp.service || { echo "myapp.service is $(ct systemctl is-active myapp.service) after deploy's refused stop"; return 1; }
+  http_get /healthz >/dev/null; pid=$(ct systemctl show -p MainPID --value ov-server.service)
+  polkit_denied "restart ov-server.service" 'systemctl --no-ask-password try-restart ov-server.service' || return 1
+  [ "$(ct systemctl show -p MainPID --value ov-server.service)" = "$pid" ] || { echo "ov-server.service restarted after deploy's refused try-restart"; return 1; }
+  # The same commands as root succeed: the refusals above were polkit's, not broken commands.
+  ct systemctl --no-ask-password try-restart ov-server.service || { echo "root could not try-restart ov-server.service"; return 1; }
+  [ "$(ct systemctl show -p MainPID --value ov-server.service)" != "$pid" ] || { echo "root's try-restart did not restart ov-server.service"; return 1; }
+  ct systemctl --no-ask-password stop myapp.service || { echo "root could not stop myapp.service"; return 1; }
+  ! active myapp.service || { echo "myapp.service still active after root's stop"; return 1; }
+  ct systemctl start myapp.service && wait_for 10 active myapp.service
 }
 restart_on_change() {
   local before t0 r old=${EXPECT[DATABASE_URL]}
@@ -605,7 +679,8 @@ after_reboot() { # after_reboot: the boot id changed and myapp came back with it
   BOOT_ID=$id
   wait_for 20 seen_written || { jgrep myapp.service -b -n 5; return 1; }
   guide 'systemctl status myapp' && grep -q 'Active: active (running)' <<<"$GUIDE_OUT" || { echo "myapp: $(grep Active: <<<"$GUIDE_OUT")"; return 1; }
-  guide 'journalctl -u myapp -n 50' && grep -q 'myapp: listening on :' <<<"$GUIDE_OUT" || { echo "no startup line in journalctl -u myapp"; return 1; }
+  # -b: the journal is persistent, so without it the previous boot's startup line would do.
+  guide -x -b 'journalctl -u myapp -n 50' && grep -q 'myapp: listening on :' <<<"$GUIDE_OUT" || { echo "no startup line in journalctl -u myapp -b"; return 1; }
   env_is "$(cpath "$SEEN")" -only "${CUT_NAMES[@]}"
 }
 # The guide's troubleshooting item 1: `systemctl status ov-agent` says active after a boot, before any client.
@@ -717,7 +792,12 @@ fi
 change_password() {
   as_user deploy 'install -m 600 /dev/null ~/.ov-password.new && printf "%s\n" "a new pa\$\$word" >~/.ov-password.new' || return 1
   guide -D -x "$PWF --new-password-file ~/.ov-password.new" 'ov auth change-password --keep-machine-keys' || { echo "$GUIDE_OUT"; return 1; }
-  ! as_user deploy "ov secret list --app myapp --env production $PWF" >/dev/null 2>&1 || { echo "the old password still works"; return 1; }
+  # The old password is refused as a wrong password (exit 3, "wrong password or Account Secret Key"), not by
+  # any other failure (a lost login also exits 3, with "not logged in").
+  local out rc=0
+  out=$(as_user deploy "ov secret list --app myapp --env production $PWF" 2>&1) || rc=$?
+  [ $rc -eq 3 ] && grep -q '^ov: error: unlock deploy@example.com: .*wrong password or Account Secret Key' <<<"$out" ||
+    { echo "ov secret list with the old password: exit $rc, $(tr '\n' ' ' <<<"$out")(want exit 3, wrong password)"; return 1; }
   as_user deploy 'mv ~/.ov-password.new ~/.ov-password' &&
     as_user deploy "ov secret list --app myapp --env production $PWF" 2>&1 | grep -q "^${#ALL_NAMES[@]} secret(s)" ||
     { echo "the new password does not work"; return 1; }
@@ -1066,7 +1146,7 @@ else
     http_get /healthz | grep -q '^HTTP/1.1 200' || { echo "no /healthz after the upgrade"; return 1; }
     after=$(ct systemctl show -p MainPID --value ov-server.service)
     [ "$after" != 0 ] && [ "$after" != "$before" ] || { echo "ov-server.service was not restarted ($before -> $after)"; return 1; }
-    jgrep ov-server.service _PID="$after" | grep -q "version=$UPGRADE_VERSION" || { echo "the running ov-server is not $UPGRADE_VERSION"; return 1; }
+    jgrep ov-server.service -b _PID="$after" | grep -q "version=$UPGRADE_VERSION" || { echo "the running ov-server is not $UPGRADE_VERSION"; return 1; }
     [ "$(ct stat -c '%U:%G %a' /etc/ov)" = "root:root 755" ] || { echo "/etc/ov is $(ct stat -c '%U:%G %a' /etc/ov)"; return 1; }
     if [ $KEY_OK = 1 ]; then [ "$(ct stat -c '%U:%G %a' /etc/ov/myapp.key)" = "deploy:deploy 600" ] || { echo "/etc/ov/myapp.key changed"; return 1; }; fi
     as_user deploy "ov secret list --app myapp --env production $PWF" 2>&1 | grep -q "^${#ALL_NAMES[@]} secret(s) in myapp/production" ||
