@@ -83,6 +83,7 @@ var moduleDepsOnly = []struct {
 	{"internal/vault", "keys, KDF, seal and open; formats come from envelope",
 		[]string{"internal/envelope", "internal/secmem", "internal/names"}},
 	{"internal/envelope", "formats without keys", []string{"internal/names"}},
+	{"internal/dotenv", "the dotenv parser and writers: text in, text out, with the one name rule", []string{"internal/names"}},
 	{"credentials", "key files on disk", []string{"internal/secmem"}},
 }
 
