@@ -296,18 +296,26 @@ func newRestarter(mgr UnitManager, log *logrus.Entry) *restarter {
 		last: map[string]time.Time{}, kick: make(chan struct{}, 1)}
 }
 
-// queue asks for a restart of p's unit because of changes; changes queued before the restart
-// happens are merged into it.
-func (r *restarter) queue(p RestartPolicy, seq uint64, changes []SecretChange) {
+// queuedRestart is a unit to restart (its policy) and the changes that call for it.
+type queuedRestart struct {
+	p       RestartPolicy
+	changes []SecretChange
+}
+
+// queue asks, at once, for the restarts of the units in qs because of their changes at seq;
+// changes queued before a restart happens are merged into it.
+func (r *restarter) queue(seq uint64, qs ...queuedRestart) {
 	r.mu.Lock()
-	pr := r.pending[p.Unit]
-	if pr == nil {
-		pr = &pendingRestart{p: p, changes: map[string]uint64{}}
-		r.pending[p.Unit] = pr
-	}
-	pr.seq = max(pr.seq, seq)
-	for _, c := range changes {
-		pr.changes[c.Name] = c.Version
+	for _, q := range qs {
+		pr := r.pending[q.p.Unit]
+		if pr == nil {
+			pr = &pendingRestart{p: q.p, changes: map[string]uint64{}}
+			r.pending[q.p.Unit] = pr
+		}
+		pr.seq = max(pr.seq, seq)
+		for _, c := range q.changes {
+			pr.changes[c.Name] = c.Version
+		}
 	}
 	r.mu.Unlock()
 	select {

@@ -205,6 +205,9 @@ func act(log *logrus.Entry, r *restarter, seq uint64, cs []SecretChange, ps []Re
 		log.Info("env committed without a change of versions; nothing restarted")
 		return
 	}
+	// Queued together, so that the rolling order holds: queued one by one, the runner could start
+	// the first unit queued before a unit with a lower order is.
+	var qs []queuedRestart
 	for _, p := range ps {
 		var mine []SecretChange
 		for _, c := range cs {
@@ -216,8 +219,9 @@ func act(log *logrus.Entry, r *restarter, seq uint64, cs []SecretChange, ps []Re
 			log.WithField("unit", p.Unit).Info("secrets changed that the unit's policy does not list; not restarted")
 			continue
 		}
-		r.queue(p, seq, mine)
+		qs = append(qs, queuedRestart{p: p, changes: mine})
 	}
+	r.queue(seq, qs...)
 }
 
 func names(cs []SecretChange) string {
