@@ -180,60 +180,48 @@ var migrations = [][]string{
 	// an environment, a machine or an account; "*" (a TRUNCATE) means everything. NOTIFY is
 	// delivered at commit, and duplicates within one transaction are merged. Not announced: the
 	// audit log, history, invites, devices (never served from memory), and last-seen touches.
-	{
+	append([]string{
 		`CREATE FUNCTION ov_notify(kind text, id bytea) RETURNS void LANGUAGE sql AS
 			$$ SELECT pg_notify('ov_changes', kind || ':' || encode(id, 'hex')) $$`,
 		`CREATE FUNCTION ov_changed_all() RETURNS trigger LANGUAGE plpgsql AS $$
 			BEGIN PERFORM pg_notify('ov_changes', '*'); RETURN NULL; END $$`,
-		`CREATE FUNCTION ov_changed_envs() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-			IF TG_OP <> 'INSERT' THEN PERFORM ov_notify('e', OLD.id); END IF;
-			IF TG_OP <> 'DELETE' THEN PERFORM ov_notify('e', NEW.id); END IF;
-			RETURN NULL; END $$`,
-		`CREATE TRIGGER ov_changed AFTER INSERT OR UPDATE OR DELETE ON envs FOR EACH ROW EXECUTE FUNCTION ov_changed_envs()`,
-		`CREATE TRIGGER ov_changed_truncate AFTER TRUNCATE ON envs FOR EACH STATEMENT EXECUTE FUNCTION ov_changed_all()`,
-		`CREATE FUNCTION ov_changed_env_keys() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-			IF TG_OP <> 'INSERT' THEN PERFORM ov_notify('e', OLD.env_id); END IF;
-			IF TG_OP <> 'DELETE' THEN PERFORM ov_notify('e', NEW.env_id); END IF;
-			RETURN NULL; END $$`,
-		`CREATE TRIGGER ov_changed AFTER INSERT OR UPDATE OR DELETE ON env_keys FOR EACH ROW EXECUTE FUNCTION ov_changed_env_keys()`,
-		`CREATE TRIGGER ov_changed_truncate AFTER TRUNCATE ON env_keys FOR EACH STATEMENT EXECUTE FUNCTION ov_changed_all()`,
-		`CREATE FUNCTION ov_changed_records() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-			IF TG_OP <> 'INSERT' THEN PERFORM ov_notify('e', OLD.env_id); END IF;
-			IF TG_OP <> 'DELETE' THEN PERFORM ov_notify('e', NEW.env_id); END IF;
-			RETURN NULL; END $$`,
-		`CREATE TRIGGER ov_changed AFTER INSERT OR UPDATE OR DELETE ON records FOR EACH ROW EXECUTE FUNCTION ov_changed_records()`,
-		`CREATE TRIGGER ov_changed_truncate AFTER TRUNCATE ON records FOR EACH STATEMENT EXECUTE FUNCTION ov_changed_all()`,
-		`CREATE FUNCTION ov_changed_machines() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-			IF TG_OP <> 'INSERT' THEN PERFORM ov_notify('m', OLD.id); END IF;
-			IF TG_OP <> 'DELETE' THEN PERFORM ov_notify('m', NEW.id); END IF;
-			RETURN NULL; END $$`,
-		`CREATE TRIGGER ov_changed AFTER INSERT OR DELETE ON machines FOR EACH ROW EXECUTE FUNCTION ov_changed_machines()`,
-		`CREATE TRIGGER ov_changed_update AFTER UPDATE ON machines FOR EACH ROW
-			WHEN (to_jsonb(OLD) - 'last_seen_at' IS DISTINCT FROM to_jsonb(NEW) - 'last_seen_at') EXECUTE FUNCTION ov_changed_machines()`,
-		`CREATE TRIGGER ov_changed_truncate AFTER TRUNCATE ON machines FOR EACH STATEMENT EXECUTE FUNCTION ov_changed_all()`,
-		`CREATE FUNCTION ov_changed_machine_wraps() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-			IF TG_OP <> 'INSERT' THEN PERFORM ov_notify('m', OLD.machine_id); END IF;
-			IF TG_OP <> 'DELETE' THEN PERFORM ov_notify('m', NEW.machine_id); END IF;
-			RETURN NULL; END $$`,
-		`CREATE TRIGGER ov_changed AFTER INSERT OR UPDATE OR DELETE ON machine_wraps FOR EACH ROW EXECUTE FUNCTION ov_changed_machine_wraps()`,
-		`CREATE TRIGGER ov_changed_truncate AFTER TRUNCATE ON machine_wraps FOR EACH STATEMENT EXECUTE FUNCTION ov_changed_all()`,
-		`CREATE FUNCTION ov_changed_apps() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-			IF TG_OP <> 'INSERT' THEN PERFORM ov_notify('a', OLD.account_id); END IF;
-			IF TG_OP <> 'DELETE' THEN PERFORM ov_notify('a', NEW.account_id); END IF;
-			RETURN NULL; END $$`,
-		`CREATE TRIGGER ov_changed AFTER INSERT OR UPDATE OR DELETE ON apps FOR EACH ROW EXECUTE FUNCTION ov_changed_apps()`,
-		`CREATE TRIGGER ov_changed_truncate AFTER TRUNCATE ON apps FOR EACH STATEMENT EXECUTE FUNCTION ov_changed_all()`,
-		`CREATE FUNCTION ov_changed_signed_objects() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-			IF TG_OP <> 'INSERT' THEN PERFORM ov_notify('a', OLD.account_id); END IF;
-			IF TG_OP <> 'DELETE' THEN PERFORM ov_notify('a', NEW.account_id); END IF;
-			RETURN NULL; END $$`,
-		`CREATE TRIGGER ov_changed AFTER INSERT OR UPDATE OR DELETE ON signed_objects FOR EACH ROW EXECUTE FUNCTION ov_changed_signed_objects()`,
-		`CREATE TRIGGER ov_changed_truncate AFTER TRUNCATE ON signed_objects FOR EACH STATEMENT EXECUTE FUNCTION ov_changed_all()`,
-		`CREATE FUNCTION ov_changed_accounts() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-			IF TG_OP <> 'INSERT' THEN PERFORM ov_notify('a', OLD.id); END IF;
-			IF TG_OP <> 'DELETE' THEN PERFORM ov_notify('a', NEW.id); END IF;
-			RETURN NULL; END $$`,
-		`CREATE TRIGGER ov_changed AFTER INSERT OR UPDATE OR DELETE ON accounts FOR EACH ROW EXECUTE FUNCTION ov_changed_accounts()`,
-		`CREATE TRIGGER ov_changed_truncate AFTER TRUNCATE ON accounts FOR EACH STATEMENT EXECUTE FUNCTION ov_changed_all()`,
-	},
+	}, changeTriggers([]changeSource{
+		{table: "envs", kind: "e", id: "id"},
+		{table: "env_keys", kind: "e", id: "env_id"},
+		{table: "records", kind: "e", id: "env_id"},
+		{table: "machines", kind: "m", id: "id", ignore: "last_seen_at"},
+		{table: "machine_wraps", kind: "m", id: "machine_id"},
+		{table: "apps", kind: "a", id: "account_id"},
+		{table: "signed_objects", kind: "a", id: "account_id"},
+		{table: "accounts", kind: "a", id: "id"},
+	})...),
+}
+
+// changeSource is a table whose changes migration 4 announces: as kind, the id column. An update
+// that changes only the column ignore is not announced.
+type changeSource struct{ table, kind, id, ignore string }
+
+// changeTriggers returns, per table, the trigger function ov_changed_TABLE (the old row's id on
+// update and delete, the new row's on insert and update), its row trigger ov_changed (with
+// ignore: ov_changed on insert and delete, ov_changed_update on the other updates) and
+// ov_changed_truncate, which announces everything.
+func changeTriggers(srcs []changeSource) []string {
+	var out []string
+	for _, c := range srcs {
+		fn := "ov_changed_" + c.table + "()"
+		out = append(out, `CREATE FUNCTION `+fn+` RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+			IF TG_OP <> 'INSERT' THEN PERFORM ov_notify('`+c.kind+`', OLD.`+c.id+`); END IF;
+			IF TG_OP <> 'DELETE' THEN PERFORM ov_notify('`+c.kind+`', NEW.`+c.id+`); END IF;
+			RETURN NULL; END $$`)
+		if c.ignore == "" {
+			out = append(out, `CREATE TRIGGER ov_changed AFTER INSERT OR UPDATE OR DELETE ON `+c.table+` FOR EACH ROW EXECUTE FUNCTION `+fn)
+		} else {
+			out = append(out,
+				`CREATE TRIGGER ov_changed AFTER INSERT OR DELETE ON `+c.table+` FOR EACH ROW EXECUTE FUNCTION `+fn,
+				`CREATE TRIGGER ov_changed_update AFTER UPDATE ON `+c.table+` FOR EACH ROW
+			WHEN (to_jsonb(OLD) - '`+c.ignore+`' IS DISTINCT FROM to_jsonb(NEW) - '`+c.ignore+`') EXECUTE FUNCTION `+fn)
+		}
+		out = append(out, `CREATE TRIGGER ov_changed_truncate AFTER TRUNCATE ON `+c.table+` FOR EACH STATEMENT EXECUTE FUNCTION ov_changed_all()`)
+	}
+	return out
 }
