@@ -15,11 +15,11 @@ import (
 // an error naming a bad value.
 func agentLimitFlags(fs *pflag.FlagSet) func() (agent.Limits, error) {
 	d := agent.DefaultLimits
-	idle := fs.Duration("idle-lock", d.IdleLock, "wipe a key handed over by `ov agent unlock` after this long without a read (0: never; a machine key is never idle-locked)")
+	idle := durationFlag(fs, "idle-lock", d.IdleLock, "wipe a key handed over by `ov agent unlock` after this long without a read (0: never; a machine key is never idle-locked)")
 	denials := fs.Int("lockout-denials", d.LockoutDenials, "lock the agent after this many denied requests of its own uid or root within --lockout-window (0: never)")
-	window := fs.Duration("lockout-window", d.LockoutWindow, "the window of --lockout-denials")
+	window := durationFlag(fs, "lockout-window", d.LockoutWindow, "the window of --lockout-denials")
 	distinct := fs.Int("distinct-secrets-warn", d.DistinctSecrets, "log a warning when one uid reads more distinct secrets of one app/env than this within --distinct-window (0: never)")
-	dwindow := fs.Duration("distinct-window", d.DistinctWindow, "the window of --distinct-secrets-warn")
+	dwindow := durationFlag(fs, "distinct-window", d.DistinctWindow, "the window of --distinct-secrets-warn")
 	conns := fs.Int("max-connections", d.MaxConns, "connections served at once")
 	perUID := fs.Int("max-connections-per-uid", d.MaxConnsPerUID, "connections of one uid served at once (below --max-connections)")
 	return func() (agent.Limits, error) {

@@ -5,8 +5,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/opaquevault/opaquevault/internal/api"
@@ -14,18 +12,11 @@ import (
 
 // parseSince reads a Go duration or a number of days ("7d").
 func parseSince(s string) (time.Duration, error) {
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("--since %q: want a duration such as 24h, 90m or 7d", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
+	d, err := readDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("--since %q: %w", s, err)
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("--since %q: want a duration such as 24h, 90m or 7d", s)
-	}
-	return v, nil
+	return d, nil
 }
 
 type auditOut struct {
